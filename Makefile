@@ -1,0 +1,77 @@
+# The two commands a newcomer needs:  make demo   and   make test
+# Each installs what it needs first (virtualenv, npm toolchain, redis-server).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+
+.PHONY: help setup demo up test test-unit test-integration lint fmt typecheck bench contracts clean
+
+help:
+	@echo "make demo     local chain + whole node + 20 demo requests answered"
+	@echo "make test     the whole test suite (anvil, redis, workers, SQLite, PostgreSQL)"
+	@echo "make up       run the local stack until Ctrl-C"
+	@echo "make bench    latency benchmark against anvil with 1 s blocks"
+	@echo "make lint     ruff + mypy"
+
+setup: $(BIN)/.installed node_modules/.installed .redis-ok contracts
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# redis-server: use one on PATH, else Debian's package.
+.redis-ok:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (Debian package)"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 && touch $@
+
+# PostgreSQL server binaries for the test suite (the tests start their own cluster).
+.postgres-ok:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL (Debian package)"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq postgresql >/dev/null; }
+	@touch $@
+
+contracts: $(BIN)/.installed node_modules/.installed
+	$(BIN)/python -m oracle.chain.compile
+
+demo: setup
+	$(BIN)/oracle demo --requests 20
+
+up: setup
+	$(BIN)/oracle up
+
+test: setup .postgres-ok
+	$(BIN)/pytest -q
+
+test-unit: setup
+	$(BIN)/pytest -q tests/unit
+
+test-integration: setup .postgres-ok
+	$(BIN)/pytest -q tests/integration
+
+bench: setup
+	$(BIN)/python bench/latency.py
+
+lint: setup
+	$(BIN)/ruff check oracle workers tests bench migrations
+	$(BIN)/ruff format --check oracle workers tests bench migrations
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format oracle workers tests bench migrations
+	$(BIN)/ruff check --fix oracle workers tests bench migrations
+
+clean:
+	rm -rf $(VENV) node_modules solidity/out var .redis-ok .postgres-ok

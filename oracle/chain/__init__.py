@@ -1,0 +1,1 @@
+"""Chain access: compiled artifacts, contract bindings, signing, deployment."""

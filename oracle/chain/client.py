@@ -1,0 +1,196 @@
+"""Web3 connection and a typed binding for the Coordinator contract.
+
+ABIs and error selectors come from the compiled artifacts (``solidity/out``), never
+from hand-typed JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eth_typing import ChecksumAddress, HexStr
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.types import LogReceipt
+
+from oracle.chain.artifacts import decode_revert, load_artifact
+from oracle.types import Mode, ModelId, RequestId, model_id_from_bytes
+
+REVERT_ABIS_CONTRACTS = ("Coordinator", "InferenceConsumer")
+
+
+def connect(rpc_url: str, timeout_s: float = 10.0) -> Web3:
+    """An HTTP Web3 client. One per thread: the provider's session is not shared."""
+    return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+
+
+@dataclass(frozen=True)
+class RequestedEvent:
+    """An ``InferenceRequested`` log, decoded, with where it was found."""
+
+    request_id: RequestId
+    model_id: ModelId
+    consumer: ChecksumAddress
+    input: tuple[int, ...]
+    mode: Mode | int
+    callback_gas_limit: int
+    fee: int
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class RequestStruct:
+    """The ``ICoordinator.Request`` struct whose hash is the on-chain commitment."""
+
+    request_id: int
+    model_id: str
+    consumer: str
+    mode: int
+    callback_gas_limit: int
+    requested_at_block: int
+    fee: int
+    input: tuple[int, ...]
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.request_id,
+            bytes.fromhex(self.model_id.removeprefix("0x")),
+            Web3.to_checksum_address(self.consumer),
+            self.mode,
+            self.callback_gas_limit,
+            self.requested_at_block,
+            self.fee,
+            list(self.input),
+        )
+
+
+class RevertError(Exception):
+    """A call reverted; ``name`` and ``args`` come from the custom error's ABI."""
+
+    def __init__(self, name: str, args: tuple[Any, ...], raw: bytes) -> None:
+        super().__init__(f"{name}{args}")
+        self.name = name
+        self.error_args = args
+        self.raw = raw
+
+
+def revert_from_exception(exc: Exception) -> RevertError | None:
+    """Turn web3's revert exceptions into a decoded :class:`RevertError` when possible."""
+    data: Any = getattr(exc, "data", None)
+    if isinstance(exc, ContractCustomError | ContractLogicError) and data:
+        raw = HexBytes(data) if isinstance(data, str) else HexBytes(cast(bytes, data))
+        abis = [load_artifact(name).abi for name in REVERT_ABIS_CONTRACTS]
+        decoded = decode_revert(bytes(raw), abis)
+        if decoded is not None:
+            return RevertError(decoded[0], decoded[1], bytes(raw))
+        return RevertError("UnknownRevert", (raw.hex(),), bytes(raw))
+    if isinstance(exc, ContractLogicError):
+        return RevertError("Reverted", (str(exc),), b"")
+    return None
+
+
+class CoordinatorClient:
+    """Reads and writes the Coordinator at ``address`` through ``w3``."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.address: ChecksumAddress = Web3.to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(
+            address=self.address, abi=load_artifact("Coordinator").abi
+        )
+        self._requested = self.contract.events.InferenceRequested()
+        self._fulfilled = self.contract.events.InferenceFulfilled()
+        self.requested_topic = HexStr(
+            "0x" + Web3.keccak(text=self._signature("InferenceRequested")).hex().removeprefix("0x")
+        )
+
+    def _signature(self, event_name: str) -> str:
+        for item in self.contract.abi:
+            if item.get("type") == "event" and item.get("name") == event_name:
+                types = ",".join(_abi_type(inp) for inp in item["inputs"])
+                return f"{event_name}({types})"
+        raise KeyError(event_name)
+
+    # -- reading ---------------------------------------------------------------------
+    def requested_logs(self, from_block: int, to_block: int) -> list[RequestedEvent]:
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "topics": [self.requested_topic],
+            }
+        )
+        return [self.decode_requested(log) for log in logs]
+
+    def decode_requested(self, log: LogReceipt) -> RequestedEvent:
+        ev = self._requested.process_log(log)
+        args = ev["args"]
+        return RequestedEvent(
+            request_id=RequestId(int(args["requestId"])),
+            model_id=model_id_from_bytes(bytes(args["modelId"])),
+            consumer=Web3.to_checksum_address(args["consumer"]),
+            input=tuple(int(x) for x in args["input"]),
+            mode=int(args["mode"]),
+            callback_gas_limit=int(args["callbackGasLimit"]),
+            fee=int(args["fee"]),
+            block_number=int(ev["blockNumber"]),
+            block_hash="0x" + bytes(ev["blockHash"]).hex(),
+            tx_hash="0x" + bytes(ev["transactionHash"]).hex(),
+            log_index=int(ev["logIndex"]),
+        )
+
+    def fulfilled_in_receipt(self, receipt: Any) -> list[dict[str, Any]]:
+        """Decoded ``InferenceFulfilled`` events of one receipt."""
+        out: list[dict[str, Any]] = []
+        for log in receipt["logs"]:
+            if Web3.to_checksum_address(log["address"]) != self.address:
+                continue
+            try:
+                ev = self._fulfilled.process_log(log)
+            except Exception:  # noqa: BLE001 - other events of the same contract
+                continue
+            out.append(dict(ev["args"]))
+        return out
+
+    def commitment(self, request_id: int) -> bytes:
+        return bytes(self.contract.functions.requestCommitment(request_id).call())
+
+    def is_active_node(self, node: str) -> bool:
+        return bool(self.contract.functions.isActiveNode(Web3.to_checksum_address(node)).call())
+
+    def model(self, model_id: str) -> dict[str, Any]:
+        raw = self.contract.functions.getModel(bytes.fromhex(model_id.removeprefix("0x"))).call()
+        keys = ("owner", "verifier", "input_length", "output_length", "input_scale",
+                "output_scale", "exists")
+        return dict(zip(keys, raw, strict=True))
+
+    def quote_fee(self, model_id: str, mode: int, callback_gas_limit: int) -> int:
+        return int(
+            self.contract.functions.quoteFee(
+                bytes.fromhex(model_id.removeprefix("0x")), mode, callback_gas_limit
+            ).call()
+        )
+
+    # -- writing ---------------------------------------------------------------------
+    def fulfill_calldata(
+        self, req: RequestStruct, output: list[int], err: bytes, proof: bytes
+    ) -> HexStr:
+        """ABI-encoded ``fulfill(req, output, err, proof)`` call data."""
+        return HexStr(
+            self.contract.encode_abi("fulfill", args=[req.as_tuple(), output, err, proof])
+        )
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    kind = str(item["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in item["components"])
+        return f"({inner}){kind[5:]}"
+    return kind

@@ -1,0 +1,170 @@
+"""Compile ``solidity/src`` with the pinned Solidity compiler from npm (solc-js).
+
+No native compiler is downloaded: ``node node_modules/solc/solc.js --standard-json`` reads
+a standard-JSON input in which this module has already placed every source, including
+the OpenZeppelin files they import, so no import callback is needed. One artifact per
+contract lands in ``solidity/out/<Name>.json``; a fingerprint of sources, compiler and
+settings skips recompiling when nothing changed.
+
+    python -m oracle.chain.compile [--force]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from oracle.errors import OracleError
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "solidity" / "src"
+OUT = ROOT / "solidity" / "out"
+SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 200},
+    "evmVersion": "cancun",
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+}
+_IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.MULTILINE)
+
+
+class CompileError(OracleError):
+    """solc rejected the sources, or the compiler could not be run."""
+
+
+def _solcjs(root: Path) -> Path:
+    path = root / "node_modules" / "solc" / "solc.js"
+    if not path.exists():
+        raise CompileError("node_modules/solc is missing: run `make setup` (npm ci)")
+    return path
+
+
+def _compiler_version(root: Path) -> str:
+    return str(json.loads((root / "node_modules" / "solc" / "package.json").read_text())["version"])
+
+
+def _resolve(unit: str, importer: str, root: Path) -> tuple[str, Path]:
+    """Map an import to (source unit name, file on disk)."""
+    if unit.startswith("@"):
+        return unit, root / "node_modules" / unit
+    if unit.startswith("."):
+        name = str(Path(importer).parent.joinpath(unit))
+        parts: list[str] = []
+        for part in name.split("/"):
+            if part == "..":
+                parts.pop()
+            elif part != ".":
+                parts.append(part)
+        name = "/".join(parts)
+    else:
+        name = unit
+    if name.startswith("@"):
+        return name, root / "node_modules" / name
+    return name, root / "solidity" / name
+
+
+def collect_sources(root: Path = ROOT) -> dict[str, str]:
+    """Every source under solidity/src plus everything they import, keyed by unit name."""
+    sources: dict[str, str] = {}
+    todo = [(f"src/{p.relative_to(root / 'solidity' / 'src')}", p)
+            for p in sorted((root / "solidity" / "src").rglob("*.sol"))]
+    while todo:
+        name, path = todo.pop()
+        if name in sources:
+            continue
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise CompileError(f"cannot read {path} (imported as {name}): {exc.strerror}") from exc
+        sources[name] = text
+        for imported in _IMPORT.findall(text):
+            todo.append(_resolve(imported, name, root))
+    return sources
+
+
+def _fingerprint(sources: dict[str, str], version: str) -> str:
+    h = hashlib.sha256()
+    h.update(version.encode())
+    h.update(json.dumps(SETTINGS, sort_keys=True).encode())
+    for name in sorted(sources):
+        h.update(name.encode())
+        h.update(hashlib.sha256(sources[name].encode()).digest())
+    return h.hexdigest()
+
+
+def is_fresh(root: Path = ROOT) -> bool:
+    info = root / "solidity" / "out" / ".build-info.json"
+    if not info.exists():
+        return False
+    recorded = json.loads(info.read_text()).get("fingerprint")
+    return bool(recorded == _fingerprint(collect_sources(root), _compiler_version(root)))
+
+
+def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
+    """Compile if anything changed; return the artifacts directory."""
+    root = root or ROOT
+    out = root / "solidity" / "out"
+    sources = collect_sources(root)
+    version = _compiler_version(root)
+    fingerprint = _fingerprint(sources, version)
+    info = out / ".build-info.json"
+    if not force and info.exists() and json.loads(info.read_text()).get("fingerprint") == fingerprint:
+        return out
+    node = shutil.which("node")
+    if node is None:
+        raise CompileError("node is not installed: the Solidity compiler runs on Node.js")
+    std_input = {
+        "language": "Solidity",
+        "sources": {name: {"content": text} for name, text in sources.items()},
+        "settings": SETTINGS,
+    }
+    proc = subprocess.run(
+        [node, str(_solcjs(root)), "--standard-json"],
+        input=json.dumps(std_input), capture_output=True, text=True, cwd=root, check=False,
+    )
+    if proc.returncode != 0:
+        raise CompileError(f"solc-js exited {proc.returncode}: {proc.stderr.strip()[:2000]}")
+    try:
+        result, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index('{"'):])
+    except ValueError as exc:
+        raise CompileError(f"solc-js printed no JSON: {proc.stdout[:500]}") from exc
+    errors = [e for e in result.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise CompileError("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for unit, contracts in result.get("contracts", {}).items():
+        if not unit.startswith("src/"):
+            continue
+        for name, data in contracts.items():
+            artifact = {
+                "contractName": name,
+                "sourceName": unit,
+                "abi": data["abi"],
+                "bytecode": "0x" + data["evm"]["bytecode"]["object"],
+                "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+                "compiler": f"solc-js {version}",
+                "sourceHash": hashlib.sha256(sources[unit].encode()).hexdigest(),
+            }
+            (out / f"{name}.json").write_text(json.dumps(artifact, indent=1))
+    info.write_text(json.dumps({"fingerprint": fingerprint, "compiler": version}))
+    return out
+
+
+def main() -> None:
+    try:
+        path = compile_contracts(force="--force" in sys.argv[1:])
+    except CompileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"contracts compiled into {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""Durable state: SQLAlchemy models, sessions and migrations."""
+
+from oracle.db.models import Base, BlockRecord, ChainCursor, InferenceRequest, ModelRecord, Transaction
+from oracle.db.session import Database
+
+__all__ = [
+    "Base",
+    "BlockRecord",
+    "ChainCursor",
+    "Database",
+    "InferenceRequest",
+    "ModelRecord",
+    "Transaction",
+]

@@ -1,0 +1,151 @@
+"""Database schema (SQLAlchemy 2.0). Alembic migrations are the only way it is created.
+
+uint256 values that can exceed 64 bits (fees, int256 inputs and outputs) are stored as
+decimal text or JSON so SQLite and PostgreSQL keep every digit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ChainCursor(Base):
+    """How far the listener has read one Coordinator, and the hash it read there."""
+
+    __tablename__ = "chain_cursors"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    coordinator: Mapped[str] = mapped_column(String(42), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    halted_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BlockRecord(Base):
+    """Hashes of recently processed blocks, to find the fork point after a reorg."""
+
+    __tablename__ = "blocks"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    coordinator: Mapped[str] = mapped_column(String(42), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))
+
+
+class ModelRecord(Base):
+    """A model this node can serve, mirrored from the on-chain registry."""
+
+    __tablename__ = "models"
+
+    model_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    artifact_path: Mapped[str] = mapped_column(Text)
+    input_length: Mapped[int] = mapped_column(Integer)
+    output_length: Mapped[int] = mapped_column(Integer)
+    input_scale: Mapped[int] = mapped_column(Integer)
+    output_scale: Mapped[int] = mapped_column(Integer)
+    verifier: Mapped[str | None] = mapped_column(String(42), default=None)
+    owner: Mapped[str | None] = mapped_column(String(42), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InferenceRequest(Base):
+    """One on-chain request, from the log that announced it to its confirmed fulfilment."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "coordinator", "request_id"),
+        Index("ix_requests_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    coordinator: Mapped[str] = mapped_column(String(42))
+    request_id: Mapped[int] = mapped_column(BigInteger)
+    model_id: Mapped[str] = mapped_column(String(66))
+    consumer: Mapped[str] = mapped_column(String(42))
+    input: Mapped[list[Any]] = mapped_column(JSON)
+    mode: Mapped[int] = mapped_column(Integer)
+    callback_gas_limit: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[str] = mapped_column(String(80))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+
+    status: Mapped[str] = mapped_column(String(16))
+    output: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_succeeded: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    fulfil_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    inferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    inference_s: Mapped[float | None] = mapped_column(Float, default=None)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    fulfilled_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Transaction(Base):
+    """A signed transaction, saved before broadcast so a restart re-sends the same bytes."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (UniqueConstraint("chain_id", "sender", "nonce"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    request_pk: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee_per_gas: Mapped[str] = mapped_column(String(80))
+    max_priority_fee_per_gas: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    mined_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    receipt_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -1,0 +1,118 @@
+"""`make demo`: the whole oracle on a local chain, answering the example consumer."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from web3 import Web3
+from web3.logs import DISCARD
+
+from oracle.chain.client import CoordinatorClient, connect
+from oracle.chain.deploy import send
+from oracle.db import Database
+from oracle.fixedpoint import from_fixed, to_fixed
+from oracle.registry import ArtifactStore, register_model
+from oracle.requester import Requester
+from oracle.settings import ROOT
+from oracle.stack import LocalStack
+from oracle.types import Mode
+
+EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"
+SCALE = 16
+CALLBACK_GAS = 300_000
+
+
+def run_demo(n: int, block_time: float | None, workdir: Path | None, console: Console) -> int:
+    """Run the demo; return how many requests were fulfilled."""
+    with tempfile.TemporaryDirectory(prefix="oracle-demo-") as tmp:
+        stack = LocalStack(workdir or Path(tmp), block_time=block_time)
+        console.print("[bold]starting local stack[/] (anvil, redis-server, contracts, worker, node)")
+        with stack:
+            return _drive(stack, n, console)
+
+
+def _drive(stack: LocalStack, n: int, console: Console) -> int:
+    settings = stack.settings()
+    w3 = connect(settings.chain.rpc_url)
+    coordinator = CoordinatorClient(w3, settings.coordinator_address())
+    model_id, _ = register_model(
+        Database(settings.db.url), ArtifactStore(settings.store.path), coordinator,
+        stack.node_account, EXAMPLE_MODEL, SCALE, SCALE,
+    )
+    console.print(f"registered example model {model_id}")
+    requester = Requester.from_settings(settings)
+    rng = np.random.default_rng(2026)
+    inputs = rng.uniform(-1, 1, size=(n, 4)).round(3)
+    fee = coordinator.quote_fee(model_id, Mode.NONE, CALLBACK_GAS)
+    sent: list[dict[str, Any]] = []
+    nonce = w3.eth.get_transaction_count(requester.account.address, "pending")
+    for i, row in enumerate(inputs):
+        values = [to_fixed(float(v), SCALE) for v in row]
+        fn = requester.consumer.functions.requestPrediction(
+            bytes.fromhex(model_id[2:]), values, int(Mode.NONE), CALLBACK_GAS
+        )
+        tx = fn.build_transaction({
+            "from": requester.account.address, "value": fee, "nonce": nonce + i,
+            "chainId": w3.eth.chain_id, "gas": 400_000,
+        })
+        tx_hash = w3.eth.send_raw_transaction(requester.account.sign_transaction(tx).raw_transaction)
+        sent.append({"tx": tx_hash, "input": row, "sent_at": time.monotonic()})
+    console.print(f"sent {n} requests from the example consumer; waiting for callbacks")
+    for item in sent:
+        receipt = w3.eth.wait_for_transaction_receipt(item["tx"], timeout=120, poll_latency=0.05)
+        ev = requester.consumer.events.PredictionRequested().process_receipt(receipt, errors=DISCARD)
+        item["request_id"] = int(ev[0]["args"]["requestId"])
+        item["block"] = int(receipt["blockNumber"])
+    pending = {item["request_id"]: item for item in sent}
+    received = requester.consumer.events.PredictionReceived()
+    deadline = time.monotonic() + 60 + 3 * n * (stack.block_time or 0.2)
+    from_block = min(item["block"] for item in sent)
+    while pending and time.monotonic() < deadline:
+        for log in w3.eth.get_logs({
+            "address": requester.consumer.address, "fromBlock": from_block,
+            "toBlock": "latest", "topics": [received.topic],
+        }):
+            ev = received.process_log(log)
+            rid = int(ev["args"]["requestId"])
+            item = pending.pop(rid, None)
+            if item is not None:
+                item["done_at"] = time.monotonic()
+                item["fulfil_block"] = int(ev["blockNumber"])
+                item["output"] = [int(v) for v in ev["args"]["output"]]
+                item["err"] = bytes(ev["args"]["err"]).decode(errors="replace")
+        time.sleep(0.1)
+    _print_table(sent, console)
+    done = sum(1 for item in sent if "done_at" in item and not item["err"])
+    console.print(f"demo: {done}/{n} requests fulfilled")
+    _ = (send, Web3)
+    return done
+
+
+def _print_table(sent: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="example consumer requests")
+    for col in ("request", "input", "output", "blocks", "latency (s)"):
+        table.add_column(col, justify="right" if col != "input" else "left")
+    for item in sent:
+        if "done_at" in item:
+            out = (
+                f"[red]{item['err']}[/]" if item["err"]
+                else ", ".join(f"{from_fixed(v, SCALE):.4f}" for v in item["output"])
+            )
+            table.add_row(
+                str(item["request_id"]),
+                ", ".join(f"{v:+.3f}" for v in item["input"]),
+                out,
+                str(item["fulfil_block"] - item["block"]),
+                f"{item['done_at'] - item['sent_at']:.2f}",
+            )
+        else:
+            table.add_row(str(item.get("request_id", "?")),
+                          ", ".join(f"{v:+.3f}" for v in item["input"]), "[red]no callback[/]",
+                          "-", "-")
+    console.print(table)

@@ -1,0 +1,42 @@
+"""Fixed-point numbers as they travel on chain: ``value = int / 2**scale``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+INT256_MIN = -(2**255)
+INT256_MAX = 2**255 - 1
+
+BN254_R = 21888242871839275222246617145695784233186341804663089166497141083142217808617
+"""Order of the BN254 scalar field, where EZKL's public instances live."""
+
+
+def to_fixed(value: float, scale: int) -> int:
+    """Round ``value`` to the nearest representable fixed-point integer at ``scale``."""
+    if not math.isfinite(value):
+        raise ValueError(f"cannot encode non-finite value {value!r}")
+    scaled = round(value * (1 << scale))
+    if not INT256_MIN <= scaled <= INT256_MAX:
+        raise ValueError(f"{value!r} at scale {scale} does not fit in int256")
+    return int(scaled)
+
+
+def from_fixed(raw: int, scale: int) -> float:
+    return raw / (1 << scale)
+
+
+def encode_vector(values: Iterable[float], scale: int) -> list[int]:
+    return [to_fixed(v, scale) for v in values]
+
+
+def decode_vector(raws: Sequence[int], scale: int) -> npt.NDArray[np.float64]:
+    return np.array([from_fixed(int(r), scale) for r in raws], dtype=np.float64)
+
+
+def to_field(x: int) -> int:
+    """Map a signed integer to the BN254 scalar field: ``x mod r``, negatives as ``r - |x|``."""
+    return x % BN254_R

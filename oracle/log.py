@@ -1,0 +1,50 @@
+"""Structured logging (structlog) shared by every process.
+
+Events are key/value, one logger per module, bound with request id, tx hash and block.
+A processor drops any field whose name suggests a secret, as a second line of defence:
+keys and passwords are never passed to a logger in the first place.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_WORDS = ("private_key", "privatekey", "password", "secret", "mnemonic", "raw_tx")
+
+
+def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(level: str = "INFO", json_output: bool | None = None) -> None:
+    """Configure structlog and the standard library once per process."""
+    if json_output is None:
+        json_output = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+    for noisy in ("web3", "urllib3", "celery", "kombu", "alembic", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

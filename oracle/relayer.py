@@ -1,0 +1,356 @@
+"""The relayer: a durable transaction manager that posts fulfilments.
+
+For each inferred request it checks the request is still pending on chain, simulates
+``fulfill`` with ``eth_call``, signs an EIP-1559 transaction with the nonce it keeps in the
+database, saves the signed bytes, and only then broadcasts. A restart re-sends the same
+bytes (same nonce, same hash) instead of signing anew. Receipts are followed to the
+confirmation depth; a reverted fulfilment is re-checked against the chain, never blindly
+repeated.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from sqlalchemy import func, select
+from web3 import Web3
+from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
+
+from oracle.chain.client import CoordinatorClient, RequestStruct, revert_from_exception
+from oracle.db import Database, InferenceRequest, Transaction
+from oracle.db.models import utcnow
+from oracle.errors import TransactionError
+from oracle.notify import Notifier
+from oracle.settings import Settings
+from oracle.types import RequestStatus, TxStatus
+
+log = structlog.get_logger(__name__)
+
+MAX_ERR_BYTES = 256
+MAX_REVERTED_ATTEMPTS = 3
+_PENDING_TX = (TxStatus.SIGNED.value, TxStatus.BROADCAST.value, TxStatus.MINED.value)
+# Simulation failures that mean "wait and try again" rather than "this request is done".
+_TRANSIENT_REVERTS = {"NotActiveNode", "InsufficientGasForCallback"}
+_ALREADY_SENT_HINTS = ("already known", "nonce too low", "already imported", "known transaction")
+
+
+@dataclass
+class RelayerHealth:
+    last_tick_ok: float | None = None
+    problem: str | None = None
+
+
+class Relayer:
+    """Sends fulfilments for one Coordinator from one signer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        coordinator: CoordinatorClient,
+        chain_id: int,
+        account: LocalAccount,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.coordinator = coordinator
+        self.w3: Web3 = coordinator.w3
+        self.chain_id = chain_id
+        self.account = account
+        self.sender = Web3.to_checksum_address(account.address)
+        self.notifier = notifier
+        self.health = RelayerHealth()
+        self._stop = threading.Event()
+        self._nonce: int | None = None
+        self.log = log.bind(chain_id=chain_id, signer=self.sender)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._nonce = self._initial_nonce()
+        self.log.info("relayer.started", next_nonce=self._nonce)
+        self._rebroadcast_signed()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pending = self.tick()
+                self.health.last_tick_ok = time.time()
+            except Exception as exc:  # noqa: BLE001 - a flaky RPC must not kill the relayer
+                self.log.warning("relayer.tick_failed", error=type(exc).__name__, detail=str(exc))
+                pending = True
+                self._nonce = None  # re-read from chain and DB before the next send
+            wait = self.settings.relayer.receipt_poll_s if pending else self.settings.relayer.idle_wait_s
+            if self.notifier is not None:
+                try:
+                    self.notifier.wait(wait)
+                    continue
+                except Exception:  # noqa: BLE001 - fall back to the timer
+                    self.log.warning("relayer.wake_channel_down")
+            self._stop.wait(wait)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- one round -------------------------------------------------------------------
+    def tick(self) -> bool:
+        """Follow pending transactions, then send ready results. True if work is in flight."""
+        if self._nonce is None:
+            self._nonce = self._initial_nonce()
+        self._rebroadcast_signed()
+        in_flight = self._track_pending()
+        sent = self._send_ready()
+        return in_flight or sent > 0
+
+    def _initial_nonce(self) -> int:
+        chain_nonce = self.w3.eth.get_transaction_count(self.sender, "pending")
+        with self.db.session() as s:
+            db_max = s.scalar(
+                select(func.max(Transaction.nonce)).where(
+                    Transaction.chain_id == self.chain_id, Transaction.sender == self.sender
+                )
+            )
+        return max(chain_nonce, (db_max + 1) if db_max is not None else 0)
+
+    # -- sending ---------------------------------------------------------------------
+    def _send_ready(self) -> int:
+        with self.db.session() as s:
+            rows = list(
+                s.scalars(
+                    select(InferenceRequest)
+                    .where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.coordinator.address,
+                        InferenceRequest.status == RequestStatus.INFERRED.value,
+                    )
+                    .order_by(InferenceRequest.id)
+                    .limit(64)
+                )
+            )
+        sent = 0
+        for row in rows:
+            if self._send(row):
+                sent += 1
+        return sent
+
+    def _send(self, row: InferenceRequest) -> bool:
+        rlog = self.log.bind(request_id=row.request_id, request_pk=row.id)
+        if self.coordinator.commitment(row.request_id) == b"\x00" * 32:
+            self._close(row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled")
+            rlog.info("relayer.skip_not_pending")
+            return False
+        req = RequestStruct(
+            request_id=row.request_id,
+            model_id=row.model_id,
+            consumer=row.consumer,
+            mode=row.mode,
+            callback_gas_limit=row.callback_gas_limit,
+            requested_at_block=row.block_number,
+            fee=int(row.fee),
+            input=tuple(int(v) for v in row.input),
+        )
+        output = [int(v) for v in row.output] if row.output else []
+        err = (row.error or "").encode()[:MAX_ERR_BYTES]
+        data = self.coordinator.fulfill_calldata(req, output, err, b"")
+        call: dict[str, Any] = {"from": self.sender, "to": self.coordinator.address, "data": data}
+        try:
+            self.w3.eth.call(call, "latest")  # type: ignore[arg-type]
+            gas = self.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+        except (Web3Exception, ValueError) as exc:
+            return self._simulation_failed(row, exc, rlog)
+        gas_limit = int(gas * self.settings.relayer.gas_limit_multiplier)
+        max_fee, priority = self._fees()
+        nonce = self._nonce if self._nonce is not None else self._initial_nonce()
+        tx = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "to": self.coordinator.address,
+            "data": data,
+            "value": 0,
+            "gas": gas_limit,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": priority,
+        }
+        signed = self.account.sign_transaction(tx)
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        with self.db.session() as s:
+            s.add(
+                Transaction(
+                    chain_id=self.chain_id,
+                    sender=self.sender,
+                    nonce=nonce,
+                    request_pk=row.id,
+                    tx_hash=tx_hash,
+                    raw=bytes(signed.raw_transaction),
+                    status=TxStatus.SIGNED.value,
+                    gas_limit=gas_limit,
+                    max_fee_per_gas=str(max_fee),
+                    max_priority_fee_per_gas=str(priority),
+                )
+            )
+            db_row = s.get(InferenceRequest, row.id)
+            if db_row is None or db_row.status != RequestStatus.INFERRED.value:
+                raise TransactionError(f"request row {row.id} changed while signing")
+            db_row.status = RequestStatus.SUBMITTED.value
+            db_row.fulfil_tx_hash = tx_hash
+            db_row.submitted_at = utcnow()
+        self._nonce = nonce + 1
+        self._broadcast(tx_hash, bytes(signed.raw_transaction), rlog)
+        return True
+
+    def _simulation_failed(self, row: InferenceRequest, exc: Exception, rlog: Any) -> bool:
+        revert = revert_from_exception(exc)
+        if revert is None:
+            raise exc  # an RPC problem, not a verdict on the request: retry on the next tick
+        if revert.name == "RequestNotPending":
+            self._close(row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled")
+            rlog.info("relayer.skip_not_pending")
+        elif revert.name in _TRANSIENT_REVERTS:
+            self.health.problem = f"fulfil simulation reverted: {revert.name}"
+            rlog.warning("relayer.simulation_transient", error=revert.name)
+        else:
+            self._close(row.id, RequestStatus.FAILED, f"fulfil simulation reverted: {revert.name}")
+            rlog.error("relayer.simulation_reverted", error=revert.name, args=str(revert.error_args))
+        return False
+
+    def _fees(self) -> tuple[int, int]:
+        latest: Any = self.w3.eth.get_block("latest")
+        base = int(latest.get("baseFeePerGas", 0) or 0)
+        if self.settings.relayer.priority_fee_gwei is not None:
+            priority = int(self.settings.relayer.priority_fee_gwei * 10**9)
+        else:
+            priority = int(self.w3.eth.max_priority_fee)
+        max_fee = int(base * self.settings.relayer.max_fee_multiplier) + priority
+        return max_fee, priority
+
+    def _broadcast(self, tx_hash: str, raw: bytes, rlog: Any) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(HexBytes(raw))
+        except (Web3RPCError, ValueError) as exc:
+            message = str(exc).lower()
+            if not any(hint in message for hint in _ALREADY_SENT_HINTS):
+                rlog.warning("relayer.broadcast_failed", tx_hash=tx_hash, detail=str(exc)[:200])
+                self.health.problem = f"broadcast failed: {str(exc)[:120]}"
+                return
+        with self.db.session() as s:
+            tx = s.scalars(select(Transaction).where(Transaction.tx_hash == tx_hash)).one()
+            if tx.status == TxStatus.SIGNED.value:
+                tx.status = TxStatus.BROADCAST.value
+                tx.broadcast_at = utcnow()
+        self.health.problem = None
+        rlog.info("relayer.broadcast", tx_hash=tx_hash)
+
+    def _rebroadcast_signed(self) -> None:
+        with self.db.session() as s:
+            txs = list(
+                s.scalars(
+                    select(Transaction).where(
+                        Transaction.chain_id == self.chain_id,
+                        Transaction.sender == self.sender,
+                        Transaction.status == TxStatus.SIGNED.value,
+                    ).order_by(Transaction.nonce)
+                )
+            )
+        for tx in txs:
+            self._broadcast(tx.tx_hash, tx.raw, self.log.bind(request_pk=tx.request_pk))
+
+    # -- following receipts ------------------------------------------------------------
+    def _track_pending(self) -> bool:
+        with self.db.session() as s:
+            txs = list(
+                s.scalars(
+                    select(Transaction).where(
+                        Transaction.chain_id == self.chain_id,
+                        Transaction.sender == self.sender,
+                        Transaction.status.in_((TxStatus.BROADCAST.value, TxStatus.MINED.value)),
+                    )
+                )
+            )
+        if not txs:
+            return False
+        head = self.w3.eth.block_number
+        for tx in txs:
+            try:
+                receipt: Any = self.w3.eth.get_transaction_receipt(HexBytes(tx.tx_hash))
+            except TransactionNotFound:
+                if tx.status == TxStatus.MINED.value:
+                    self._unmined(tx.id)  # reorged out: send the same bytes again
+                continue
+            mined = int(receipt["blockNumber"])
+            if head - mined < self.settings.chain.confirmations:
+                self._mark_mined(tx.id, mined, int(receipt["status"]))
+                continue
+            self._settle(tx.id, receipt)
+        return True
+
+    def _mark_mined(self, tx_id: int, block: int, status: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is not None:
+                tx.status = TxStatus.MINED.value
+                tx.mined_block = block
+                tx.receipt_status = status
+
+    def _unmined(self, tx_id: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return
+            tx.status = TxStatus.SIGNED.value
+            tx.mined_block = None
+            tx.receipt_status = None
+        self.log.warning("relayer.tx_unmined", tx_id=tx_id)
+
+    def _settle(self, tx_id: int, receipt: Any) -> None:
+        status = int(receipt["status"])
+        block = int(receipt["blockNumber"])
+        events = self.coordinator.fulfilled_in_receipt(receipt) if status == 1 else []
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return
+            tx.mined_block = block
+            tx.receipt_status = status
+            tx.status = TxStatus.CONFIRMED.value if status == 1 else TxStatus.REVERTED.value
+            row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
+            if row is None:
+                return
+            rlog = self.log.bind(request_id=row.request_id, tx_hash=tx.tx_hash, block=block)
+            if status == 1:
+                row.callback_succeeded = bool(events[0]["callbackSucceeded"]) if events else None
+                row.fulfilled_block = block
+                row.confirmed_at = utcnow()
+                row.status = (
+                    RequestStatus.FAILED.value if row.error else RequestStatus.CONFIRMED.value
+                )
+                rlog.info("relayer.confirmed", callback_succeeded=row.callback_succeeded)
+                return
+            reverted = s.scalar(
+                select(func.count(Transaction.id)).where(
+                    Transaction.request_pk == row.id,
+                    Transaction.status == TxStatus.REVERTED.value,
+                )
+            ) or 0
+            if reverted >= MAX_REVERTED_ATTEMPTS:
+                row.status = RequestStatus.FAILED.value
+                row.error = (row.error or "") + " | fulfilment reverted on chain"
+            else:
+                row.status = RequestStatus.INFERRED.value  # re-checked against the chain first
+            rlog.warning("relayer.reverted", reverted=reverted)
+
+    def _close(self, row_id: int, status: RequestStatus, reason: str) -> None:
+        with self.db.session() as s:
+            row = s.get(InferenceRequest, row_id)
+            if row is None:
+                return
+            row.status = status.value
+            if status is RequestStatus.FAILED or row.error is None:
+                row.error = reason if row.error is None else f"{row.error} | {reason}"

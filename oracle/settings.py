@@ -1,0 +1,203 @@
+"""Typed settings for every part of the node.
+
+Values come, in rising priority, from defaults, an optional YAML file (``--config`` or
+``ORACLE_CONFIG``), and environment variables prefixed ``ORACLE_`` with ``__`` between
+levels (``ORACLE_CHAIN__RPC_URL``). Nothing is read at import time: call
+:func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from oracle.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+_FILE_VALUES: ContextVar[dict[str, Any]] = ContextVar("oracle_settings_file", default={})
+
+
+class ChainSettings(BaseModel):
+    """Which chain and Coordinator the node serves, and how carefully it reads them."""
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    coordinator: str | None = Field(
+        default=None, description="Coordinator address; read from deployment_file when unset."
+    )
+    deployment_file: Path | None = Field(
+        default=None, description="JSON written by `oracle up` / deploy: chain id, RPC, addresses."
+    )
+    confirmations: int = Field(default=1, ge=0, le=256)
+    finality_depth: int = Field(
+        default=64, ge=1, description="Reorgs deeper than this halt the node instead of guessing."
+    )
+    poll_interval_s: float = Field(default=0.25, gt=0, le=60)
+    log_range: int = Field(default=500, ge=1, le=100_000, description="Max blocks per eth_getLogs.")
+    start_block: int | None = Field(default=None, ge=0)
+    rpc_timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _finality_covers_confirmations(self) -> ChainSettings:
+        if self.finality_depth < self.confirmations:
+            raise ValueError(
+                f"finality_depth ({self.finality_depth}) must be >= confirmations "
+                f"({self.confirmations})"
+            )
+        return self
+
+
+class SignerSettings(BaseModel):
+    """Where the node's key comes from: an encrypted keystore, or the environment."""
+
+    private_key: SecretStr | None = None
+    keystore_path: Path | None = None
+    keystore_password: SecretStr | None = None
+    keystore_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SignerSettings:
+        if self.private_key is not None and self.keystore_path is not None:
+            raise ValueError("set either signer.private_key or signer.keystore_path, not both")
+        return self
+
+
+class DatabaseSettings(BaseModel):
+    url: str = f"sqlite:///{ROOT / 'var' / 'oracle.db'}"
+    echo: bool = False
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class WorkerSettings(BaseModel):
+    """Inference workers: execution provider and the poison-message cap."""
+
+    provider: Literal["auto", "cpu", "cuda"] = "auto"
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    max_abs_input_bits: int = Field(
+        default=62, ge=8, le=250, description="Inputs must satisfy |x| < 2**bits (fixed point)."
+    )
+
+
+class RelayerSettings(BaseModel):
+    gas_limit_multiplier: float = Field(default=1.25, ge=1.0, le=5.0)
+    priority_fee_gwei: float | None = Field(default=None, ge=0)
+    max_fee_multiplier: float = Field(default=2.0, ge=1.0)
+    receipt_poll_s: float = Field(default=0.2, gt=0)
+    idle_wait_s: float = Field(default=0.5, gt=0)
+
+
+class StoreSettings(BaseModel):
+    """Model artifacts, addressed by hash. Point several hosts at one shared path."""
+
+    path: Path = ROOT / "var" / "models"
+
+
+class MetricsSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535, description="0 disables the endpoint.")
+
+
+class Settings(BaseSettings):
+    """All of the node's settings. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORACLE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    chain: ChainSettings = ChainSettings()
+    signer: SignerSettings = SignerSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    worker: WorkerSettings = WorkerSettings()
+    relayer: RelayerSettings = RelayerSettings()
+    store: StoreSettings = StoreSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @field_validator("db")
+    @classmethod
+    def _db_url_known(cls, value: DatabaseSettings) -> DatabaseSettings:
+        if not value.url.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"db.url must be sqlite:// or postgresql://, got {value.url!r}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Priority: explicit arguments, then the environment, then the YAML file.
+        file_source = InitSettingsSource(settings_cls, _FILE_VALUES.get())
+        return (init_settings, env_settings, file_source)
+
+    def coordinator_address(self) -> str:
+        """The Coordinator to serve: explicit setting first, then the deployment file."""
+        if self.chain.coordinator:
+            return self.chain.coordinator
+        deployment = self.deployment()
+        if deployment is None:
+            raise ConfigError(
+                "no Coordinator address: set chain.coordinator (ORACLE_CHAIN__COORDINATOR) or "
+                "chain.deployment_file (ORACLE_CHAIN__DEPLOYMENT_FILE)"
+            )
+        return str(deployment["coordinator"])
+
+    def deployment(self) -> dict[str, Any] | None:
+        path = self.chain.deployment_file
+        if path is None:
+            return None
+        try:
+            data: dict[str, Any] = json.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"deployment file {path} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"deployment file {path} is not JSON: {exc}") from exc
+        return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional YAML file, the environment and explicit overrides.
+
+    Raises :class:`ConfigError` with every problem listed, never a raw traceback.
+    """
+    file_values: dict[str, Any] = {}
+    env_path = os.environ.get("ORACLE_CONFIG")
+    path = config_file or (Path(env_path) if env_path else None)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        file_values = loaded
+    token = _FILE_VALUES.set(file_values)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+    finally:
+        _FILE_VALUES.reset(token)
+    return settings

@@ -1,0 +1,146 @@
+"""The local stack: a whole oracle on one machine, for `oracle up`, the demo and the bench.
+
+anvil (a real local chain) -> contracts deployed -> node registered and staked ->
+redis-server -> SQLite migrated -> an inference worker process -> the node process.
+Keys are anvil's public development keys (see ``oracle.chain.devkeys``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from oracle.chain.compile import compile_contracts
+from oracle.chain.deploy import ETHER, CoordinatorParams, Deployment, deploy_stack, register_node
+from oracle.chain.devkeys import DEPLOYER_KEY, NODE_KEY
+from oracle.db import Database
+from oracle.localstack import Anvil, OracleProcess, RedisServer, file_exists, free_port
+from oracle.settings import Settings, load_settings
+
+
+class LocalStack:
+    """Start with :meth:`start` (or ``with``); everything started is stopped by :meth:`stop`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        block_time: float | None = 1.0,
+        anvil_port: int | None = None,
+        confirmations: int = 0,
+        status_port: int | None = None,
+        worker_concurrency: int = 1,
+    ) -> None:
+        self.workdir = workdir.resolve()
+        self.block_time = block_time
+        self.anvil_port = anvil_port
+        self.confirmations = confirmations
+        self.status_port = status_port or free_port()
+        self.worker_concurrency = worker_concurrency
+        self.anvil: Anvil | None = None
+        self.redis: RedisServer | None = None
+        self.worker: OracleProcess | None = None
+        self.node: OracleProcess | None = None
+        self.deployment: Deployment | None = None
+        self.owner: LocalAccount = Account.from_key(DEPLOYER_KEY)
+        self.node_account: LocalAccount = Account.from_key(NODE_KEY)
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "oracle.yaml"
+
+    @property
+    def deployment_path(self) -> Path:
+        return self.workdir / "deployment.json"
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object | TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        compile_contracts()
+        self.anvil = Anvil(self.workdir / "anvil.log", self.anvil_port, self.block_time)
+        self.anvil.start()
+        w3 = self.anvil.w3()
+        self.deployment = deploy_stack(w3, self.owner, self.anvil.url, CoordinatorParams())
+        self.deployment.write(self.deployment_path)
+        register_node(w3, self.node_account, self.deployment.coordinator, 10 * ETHER)
+        self.redis = RedisServer(self.workdir / "redis")
+        self.redis.start()
+        self._write_config()
+        Database(self.settings().db.url).upgrade()
+        ready = self.workdir / "worker.ready"
+        ready.unlink(missing_ok=True)
+        self.worker = OracleProcess(
+            "inference worker",
+            ["--config", str(self.config_path), "worker", "--ready-file", str(ready),
+             "--concurrency", str(self.worker_concurrency)],
+            self.env(),
+            self.workdir / "worker.log",
+            ready=file_exists(ready),
+        )
+        self.worker.start()
+        self.node = OracleProcess(
+            "node",
+            ["--config", str(self.config_path), "node"],
+            self.env(),
+            self.workdir / "node.log",
+            ready=self._node_healthy,
+        )
+        self.node.start()
+
+    def _node_healthy(self) -> bool:
+        url = f"http://127.0.0.1:{self.status_port}/healthz"
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+            return bool(json.loads(resp.read())["healthy"])
+
+    def _write_config(self) -> None:
+        if self.anvil is None or self.redis is None:
+            raise RuntimeError("start anvil and redis first")
+        config: dict[str, Any] = {
+            "chain": {
+                "rpc_url": self.anvil.url,
+                "deployment_file": str(self.deployment_path),
+                "confirmations": self.confirmations,
+                "poll_interval_s": 0.1,
+            },
+            "db": {"url": f"sqlite:///{self.workdir / 'oracle.db'}"},
+            "redis": {"url": self.redis.url(0)},
+            "store": {"path": str(self.workdir / "models")},
+            "metrics": {"port": self.status_port},
+            "relayer": {"receipt_poll_s": 0.1},
+        }
+        self.config_path.write_text(
+            "# Written by `oracle up` for the local stack. The signer key is not here: it is\n"
+            "# passed in the environment (anvil's public development key).\n"
+            + yaml.safe_dump(config, sort_keys=False)
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for child processes: the config file and the DEV signer key."""
+        return {"ORACLE_CONFIG": str(self.config_path), "ORACLE_SIGNER__PRIVATE_KEY": NODE_KEY}
+
+    def settings(self) -> Settings:
+        return load_settings(self.config_path, signer={"private_key": NODE_KEY})
+
+    def stop(self) -> None:
+        for proc in (self.node, self.worker, self.redis, self.anvil):
+            if proc is not None:
+                proc.stop()

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title ICoordinator
+/// @notice The stable on-chain interface of the inference Coordinator (see DESIGN.md).
+interface ICoordinator {
+    /// @notice Everything a fulfilment must repeat; its keccak256 is the stored commitment.
+    struct Request {
+        uint256 requestId;
+        bytes32 modelId;
+        address consumer;
+        uint8 mode;
+        uint32 callbackGasLimit;
+        uint64 requestedAtBlock;
+        uint256 fee;
+        int256[] input;
+    }
+
+    /// @notice A model's immutable registry record.
+    struct ModelInfo {
+        address owner;
+        address verifier;
+        uint32 inputLength;
+        uint32 outputLength;
+        uint8 inputScale;
+        uint8 outputScale;
+        bool exists;
+    }
+
+    /// @notice Emitted for every accepted request; the node reads these.
+    event InferenceRequested(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed consumer,
+        int256[] input,
+        uint8 mode,
+        uint32 callbackGasLimit,
+        uint256 fee
+    );
+
+    /// @notice Ask for an inference. `msg.value` must cover `quoteFee`; all of it is the fee.
+    /// @param modelId SHA-256 of the model's ONNX bytes.
+    /// @param input Fixed-point input, `value = int / 2**inputScale`.
+    /// @param mode 0 = None, 1 = Zk, 2 = Optimistic.
+    /// @param callbackGasLimit Gas forwarded, exactly, to the consumer's callback.
+    /// @return requestId The new request's sequential id.
+    function requestInference(bytes32 modelId, int256[] calldata input, uint8 mode, uint32 callbackGasLimit)
+        external
+        payable
+        returns (uint256 requestId);
+
+    /// @notice The fee a request with these parameters must pay.
+    function quoteFee(bytes32 modelId, uint8 mode, uint32 callbackGasLimit) external view returns (uint256);
+}

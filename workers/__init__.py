@@ -1,0 +1,1 @@
+"""Celery workers: plain inference now, proving on its own queue."""

@@ -1,0 +1,215 @@
+"""The inference stage: one request row in, an output (or an error reason) out.
+
+Idempotent: a row is claimed with a conditional update, so a redelivered task (worker
+killed, broker restarted) never produces a second result. Each claim counts an attempt;
+past ``worker.max_attempts`` the request is answered with an error instead of looping.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from celery import Task
+from celery.signals import worker_process_init
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from oracle.db import Database, InferenceRequest, ModelRecord
+from oracle.db.models import utcnow
+from oracle.errors import InferenceError, InputError, ModelError
+from oracle.fixedpoint import INT256_MAX, INT256_MIN
+from oracle.notify import Notifier
+from oracle.registry import ArtifactStore
+from oracle.settings import Settings
+from oracle.types import RequestStatus
+from workers.app import INFERENCE_TASK, app
+from workers.runtime import SessionCache
+
+log = structlog.get_logger(__name__)
+
+CLAIMABLE = (RequestStatus.SEEN.value, RequestStatus.QUEUED.value)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    row_id: int
+    status: str  # "inferred", "error" or "skipped"
+    output: list[int] | None = None
+    error: str | None = None
+
+
+def validate_input(values: list[int], record: ModelRecord, max_abs_bits: int) -> None:
+    """Raise :class:`InputError` with a short, on-chain-safe reason."""
+    if len(values) != record.input_length:
+        raise InputError(
+            f"bad input length: expected {record.input_length}, got {len(values)}"
+        )
+    bound = 1 << max_abs_bits
+    for i, v in enumerate(values):
+        if not -bound < v < bound:
+            raise InputError(f"value out of range at index {i}: |x| must be < 2^{max_abs_bits}")
+
+
+def quantize_output(values: np.ndarray[Any, Any], record: ModelRecord) -> list[int]:
+    if values.size != record.output_length:
+        raise InferenceError(
+            f"model failed: output length {values.size}, registry says {record.output_length}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise InferenceError("model failed: non-finite output")
+    out = [round(float(v) * (1 << record.output_scale)) for v in values]
+    if any(not INT256_MIN <= q <= INT256_MAX for q in out):
+        raise InferenceError("model failed: output does not fit int256")
+    return out
+
+
+class InferenceService:
+    """Runs one request; plain code so it can be tested without Celery."""
+
+    def __init__(self, settings: Settings, db: Database, sessions: SessionCache) -> None:
+        self.settings = settings
+        self.db = db
+        self.sessions = sessions
+        self.store = ArtifactStore(Path(settings.store.path))
+
+    def run(self, row_id: int) -> Outcome:
+        claimed = self._claim(row_id)
+        if claimed is None:
+            return Outcome(row_id, "skipped")
+        row, record = claimed
+        bound = log.bind(request_pk=row_id, request_id=row.request_id, model_id=row.model_id)
+        if row.attempts > self.settings.worker.max_attempts:
+            reason = f"model failed: gave up after {row.attempts - 1} attempts"
+            bound.warning("inference.poison", attempts=row.attempts)
+            return self._finish(row_id, None, reason, 0.0)
+        started = time.perf_counter()
+        try:
+            if record is None:
+                raise InputError("unknown model: not served by this node")
+            values = [int(v) for v in row.input]
+            validate_input(values, record, self.settings.worker.max_abs_input_bits)
+            path = Path(record.artifact_path) if record.artifact_path else self.store.path_for(
+                record.model_id
+            )
+            if not path.exists():
+                path = self.store.path_for(record.model_id)
+            model = self.sessions.get(record.model_id, path, record.input_length)
+            x = np.array(values, dtype=np.float64) / float(1 << record.input_scale)
+            y = model.run(x.astype(np.float32))
+            output = quantize_output(y, record)
+        except InputError as exc:
+            bound.info("inference.rejected", reason=str(exc))
+            return self._finish(row_id, None, str(exc), time.perf_counter() - started)
+        except ModelError as exc:
+            bound.error("inference.model_unavailable", reason=str(exc))
+            return self._finish(
+                row_id, None, "model failed: model unavailable", time.perf_counter() - started
+            )
+        except InferenceError as exc:
+            bound.error("inference.failed", reason=str(exc))
+            reason = str(exc) if str(exc).startswith("model failed") else "model failed"
+            return self._finish(row_id, None, reason, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        bound.info("inference.done", seconds=round(elapsed, 6))
+        return self._finish(row_id, output, None, elapsed)
+
+    def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
+        with self.db.session() as s:
+            result = s.execute(
+                update(InferenceRequest)
+                .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(CLAIMABLE))
+                .values(attempts=InferenceRequest.attempts + 1)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = s.get(InferenceRequest, row_id)
+            if row is None:
+                return None
+            record = s.scalars(
+                select(ModelRecord).where(ModelRecord.model_id == row.model_id)
+            ).first()
+            s.expunge_all()
+            return row, record
+
+    def _finish(
+        self, row_id: int, output: list[int] | None, error: str | None, seconds: float
+    ) -> Outcome:
+        with self.db.session() as s:
+            result = s.execute(
+                update(InferenceRequest)
+                .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(CLAIMABLE))
+                .values(
+                    status=RequestStatus.INFERRED.value,
+                    output=[str(v) for v in output] if output is not None else None,
+                    error=error,
+                    inference_s=seconds,
+                    inferred_at=utcnow(),
+                )
+            )
+            won = result.rowcount == 1  # type: ignore[attr-defined]
+        if not won:
+            return Outcome(row_id, "skipped")
+        return Outcome(row_id, "error" if error else "inferred", output, error)
+
+
+# -- Celery wiring -----------------------------------------------------------------------
+_service: InferenceService | None = None
+_notifiers: dict[tuple[int, str], Notifier] = {}
+
+
+def _get_service() -> InferenceService:
+    global _service  # noqa: PLW0603 - one service per worker process, by design
+    if _service is None:
+        settings: Settings = app.conf.oracle_settings
+        _service = InferenceService(
+            settings, Database(settings.db.url), SessionCache(settings.worker.provider)
+        )
+    return _service
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_: Any) -> None:
+    # Connections and sessions must not be shared across a fork.
+    global _service  # noqa: PLW0603
+    _service = None
+    _notifiers.clear()
+
+
+@app.task(
+    name=INFERENCE_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=8,
+)
+def run_inference(self: Task, row_id: int) -> str:
+    """Celery entry point: takes a row id, never the row."""
+    service = _get_service()
+    outcome = service.run(row_id)
+    if outcome.status != "skipped":
+        _wake_relayer(service, row_id)
+    return outcome.status
+
+
+def _wake_relayer(service: InferenceService, row_id: int) -> None:
+    with service.db.session() as s:
+        row = s.get(InferenceRequest, row_id)
+        if row is None:
+            return
+        key = (row.chain_id, row.coordinator)
+    notifier = _notifiers.get(key)
+    if notifier is None:
+        notifier = Notifier(service.settings.redis.url, key[0], key[1])
+        _notifiers[key] = notifier
+    try:
+        notifier.wake()
+    except Exception:  # noqa: BLE001 - the relayer also polls; a lost wake-up only costs time
+        log.warning("inference.wake_failed", request_pk=row_id)
