@@ -155,7 +155,7 @@ def _register_example(stack: Any, settings: Settings) -> str:
         Database(settings.db.url),
         ArtifactStore(settings.store.path),
         CoordinatorClient(w3, settings.coordinator_address()),
-        stack.node_account,
+        stack.owner,
         ROOT / "models" / "example_mlp.onnx",
         16,
         16,
@@ -207,7 +207,6 @@ def model_register(
 ) -> None:
     """Store a model by hash and register it on chain; prints the modelId."""
     from oracle.chain.client import CoordinatorClient, connect
-    from oracle.chain.signer import load_signer
     from oracle.db import Database
     from oracle.registry import ArtifactStore, register_model
 
@@ -222,7 +221,7 @@ def model_register(
         db if db.is_current() else None,
         ArtifactStore(settings.store.path),
         CoordinatorClient(w3, settings.coordinator_address()),
-        load_signer(settings.signer),
+        _registrar(w3, settings),
         path,
         input_scale,
         output_scale,
@@ -231,6 +230,28 @@ def model_register(
         out.print_json(json.dumps({"model_id": model_id, "newly_registered": created}))
     else:
         out.print(model_id, highlight=False)
+
+
+def _registrar(w3: Any, settings: Settings) -> Any:
+    """Who pays for registration: $ORACLE_REGISTRAR_KEY, anvil's dev deployer, else the signer.
+
+    Keeping it off the node's signer (when possible) leaves the relayer's nonces alone.
+    """
+    from eth_account import Account
+
+    from oracle.chain.devkeys import DEPLOYER_KEY
+    from oracle.chain.signer import load_signer
+    from oracle.requester import ANVIL_CHAIN_IDS
+
+    key = os.environ.get("ORACLE_REGISTRAR_KEY")
+    if key:
+        try:
+            return Account.from_key(key)
+        except ValueError:
+            fail("ORACLE_REGISTRAR_KEY is not a valid private key")
+    if int(w3.eth.chain_id) in ANVIL_CHAIN_IDS:
+        return Account.from_key(DEPLOYER_KEY)  # anvil's public development key
+    return load_signer(settings.signer)
 
 
 @app.command()

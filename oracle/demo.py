@@ -43,9 +43,9 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
     coordinator = CoordinatorClient(w3, settings.coordinator_address())
     model_id, _ = register_model(
         Database(settings.db.url), ArtifactStore(settings.store.path), coordinator,
-        stack.node_account, EXAMPLE_MODEL, SCALE, SCALE,
+        stack.owner, EXAMPLE_MODEL, SCALE, SCALE,
     )
-    console.print(f"registered example model {model_id}")
+    console.print(f"registered example model {model_id}", soft_wrap=True)
     requester = Requester.from_settings(settings)
     rng = np.random.default_rng(2026)
     inputs = rng.uniform(-1, 1, size=(n, 4)).round(3)
@@ -106,13 +106,13 @@ def _print_table(sent: list[dict[str, Any]], console: Console) -> None:
             )
             table.add_row(
                 str(item["request_id"]),
-                ", ".join(f"{v:+.3f}" for v in item["input"]),
+                " ".join(f"{v:+.2f}" for v in item["input"]),
                 out,
                 str(item["fulfil_block"] - item["block"]),
                 f"{item['done_at'] - item['sent_at']:.2f}",
             )
         else:
             table.add_row(str(item.get("request_id", "?")),
-                          ", ".join(f"{v:+.3f}" for v in item["input"]), "[red]no callback[/]",
+                          " ".join(f"{v:+.2f}" for v in item["input"]), "[red]no callback[/]",
                           "-", "-")
     console.print(table)

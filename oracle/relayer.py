@@ -37,7 +37,8 @@ MAX_REVERTED_ATTEMPTS = 3
 _PENDING_TX = (TxStatus.SIGNED.value, TxStatus.BROADCAST.value, TxStatus.MINED.value)
 # Simulation failures that mean "wait and try again" rather than "this request is done".
 _TRANSIENT_REVERTS = {"NotActiveNode", "InsufficientGasForCallback"}
-_ALREADY_SENT_HINTS = ("already known", "nonce too low", "already imported", "known transaction")
+_ALREADY_SENT_HINTS = ("already known", "already imported", "known transaction")
+_NONCE_USED_HINTS = ("nonce too low", "nonce has already been used")
 
 
 @dataclass
@@ -236,7 +237,11 @@ class Relayer:
             self.w3.eth.send_raw_transaction(HexBytes(raw))
         except (Web3RPCError, ValueError) as exc:
             message = str(exc).lower()
-            if not any(hint in message for hint in _ALREADY_SENT_HINTS):
+            if any(hint in message for hint in _NONCE_USED_HINTS):
+                # Either this very tx was already mined, or another tx took the nonce;
+                # receipt tracking tells which and re-queues the request if needed.
+                rlog.warning("relayer.nonce_used", tx_hash=tx_hash)
+            elif not any(hint in message for hint in _ALREADY_SENT_HINTS):
                 rlog.warning("relayer.broadcast_failed", tx_hash=tx_hash, detail=str(exc)[:200])
                 self.health.problem = f"broadcast failed: {str(exc)[:120]}"
                 return
@@ -281,7 +286,9 @@ class Relayer:
             try:
                 receipt: Any = self.w3.eth.get_transaction_receipt(HexBytes(tx.tx_hash))
             except TransactionNotFound:
-                if tx.status == TxStatus.MINED.value:
+                if self.w3.eth.get_transaction_count(self.sender, "latest") > tx.nonce:
+                    self._dropped(tx.id)  # another tx used the nonce: this one never lands
+                elif tx.status == TxStatus.MINED.value:
                     self._unmined(tx.id)  # reorged out: send the same bytes again
                 continue
             mined = int(receipt["blockNumber"])
@@ -308,6 +315,19 @@ class Relayer:
             tx.mined_block = None
             tx.receipt_status = None
         self.log.warning("relayer.tx_unmined", tx_id=tx_id)
+
+    def _dropped(self, tx_id: int) -> None:
+        """The nonce was consumed by another transaction: re-queue the request, resync."""
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return
+            tx.status = TxStatus.DROPPED.value
+            row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
+            if row is not None and row.status == RequestStatus.SUBMITTED.value:
+                row.status = RequestStatus.INFERRED.value  # re-checked against the chain first
+        self._nonce = None
+        self.log.warning("relayer.tx_dropped", tx_id=tx_id)
 
     def _settle(self, tx_id: int, receipt: Any) -> None:
         status = int(receipt["status"])

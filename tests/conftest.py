@@ -198,7 +198,7 @@ def stack(anvil: Anvil, db_url: str, redis_server: RedisServer, tmp_path: Path) 
     db.upgrade()
     coordinator = CoordinatorClient(connect(anvil.url), deployment.coordinator)
     model_id, _ = register_model(db, ArtifactStore(settings.store.path), coordinator,
-                                 node_account, EXAMPLE_MODEL, 16, 16)
+                                 owner, EXAMPLE_MODEL, 16, 16)
     empty_config = tmp_path / "empty.yaml"
     empty_config.write_text("{}\n")
     env = {
