@@ -35,6 +35,17 @@ def load_artifact(name: str) -> Artifact:
     return Artifact(name, data["abi"], HexStr(data["bytecode"]), HexStr(data["deployedBytecode"]))
 
 
+@lru_cache(maxsize=1)
+def all_abis() -> tuple[tuple[dict[str, Any], ...], ...]:
+    """Every compiled contract's ABI: to decode a custom error whoever raised it."""
+    if not is_fresh():
+        compile_contracts()
+    return tuple(
+        tuple(json.loads(p.read_text())["abi"]) for p in sorted(OUT.glob("*.json"))
+        if not p.name.startswith(".")
+    )
+
+
 def _abi_type(item: dict[str, Any]) -> str:
     kind = str(item["type"])
     if kind.startswith("tuple"):
@@ -42,7 +53,7 @@ def _abi_type(item: dict[str, Any]) -> str:
     return kind
 
 
-def error_selectors(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[str]]]:
+def error_selectors(abi: Any) -> dict[bytes, tuple[str, list[str]]]:
     """4-byte selector -> (error name, argument types) for every custom error in ``abi``."""
     out: dict[bytes, tuple[str, list[str]]] = {}
     for item in abi:
@@ -54,7 +65,7 @@ def error_selectors(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[st
     return out
 
 
-def decode_revert(data: bytes, abis: list[list[dict[str, Any]]]) -> tuple[str, tuple[Any, ...]] | None:
+def decode_revert(data: bytes, abis: Any) -> tuple[str, tuple[Any, ...]] | None:
     """Turn revert data into (custom error name, decoded args); None when unknown."""
     if len(data) < 4:
         return None

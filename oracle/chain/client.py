@@ -16,11 +16,8 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import LogReceipt
 
-from oracle.chain.artifacts import decode_revert, load_artifact
+from oracle.chain.artifacts import all_abis, decode_revert, load_artifact
 from oracle.types import Mode, ModelId, RequestId, model_id_from_bytes
-
-REVERT_ABIS_CONTRACTS = ("Coordinator", "InferenceConsumer")
-
 
 def connect(rpc_url: str, timeout_s: float = 10.0) -> Web3:
     """An HTTP Web3 client. One per thread: the provider's session is not shared."""
@@ -85,8 +82,7 @@ def revert_from_exception(exc: Exception) -> RevertError | None:
     data: Any = getattr(exc, "data", None)
     if isinstance(exc, ContractCustomError | ContractLogicError) and data:
         raw = HexBytes(data) if isinstance(data, str) else HexBytes(cast(bytes, data))
-        abis = [load_artifact(name).abi for name in REVERT_ABIS_CONTRACTS]
-        decoded = decode_revert(bytes(raw), abis)
+        decoded = decode_revert(bytes(raw), all_abis())
         if decoded is not None:
             return RevertError(decoded[0], decoded[1], bytes(raw))
         return RevertError("UnknownRevert", (raw.hex(),), bytes(raw))
