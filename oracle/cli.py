@@ -177,6 +177,39 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    out_file: Annotated[Path, typer.Option("--out", help="Deployment file to write.")],
+    if_missing: Annotated[bool, typer.Option(help="Do nothing if --out already exists.")] = False,
+    stake: Annotated[float, typer.Option(min=0, help="ETH the signer stakes as a node (0: skip).")] = 1.0,
+) -> None:
+    """Deploy a Coordinator and the example consumer ($ORACLE_DEPLOYER_KEY pays), stake the node."""
+    from eth_account import Account
+
+    from oracle.chain.client import connect
+    from oracle.chain.deploy import deploy_stack, register_node
+    from oracle.chain.devkeys import DEPLOYER_KEY
+    from oracle.chain.signer import load_signer
+    from oracle.requester import ANVIL_CHAIN_IDS
+
+    if if_missing and out_file.exists():
+        out.print(f"{out_file} exists; nothing to do")
+        return
+    settings = ctx.obj.settings()
+    w3 = connect(settings.chain.rpc_url, settings.chain.rpc_timeout_s)
+    key = os.environ.get("ORACLE_DEPLOYER_KEY")
+    if not key:
+        if int(w3.eth.chain_id) not in ANVIL_CHAIN_IDS:
+            fail("set ORACLE_DEPLOYER_KEY to the key that deploys and owns the Coordinator")
+        key = DEPLOYER_KEY  # anvil's public development key
+    deployment = deploy_stack(w3, Account.from_key(key), settings.chain.rpc_url)
+    deployment.write(out_file)
+    if stake > 0:
+        register_node(w3, load_signer(settings.signer), deployment.coordinator, int(stake * 10**18))
+    out.print(f"Coordinator {deployment.coordinator}; deployment written to {out_file}")
+
+
 # -- database, contracts, models ---------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:

@@ -1,0 +1,76 @@
+"""docker-compose.yml checked as data: no engine runs here, so check it against the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+
+from oracle.cli import app
+from oracle.settings import ROOT, Settings
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+ORACLE_SERVICES = [name for name, svc in SERVICES.items() if "build" in svc]
+
+
+def test_required_services_exist() -> None:
+    assert {"redis", "postgres", "anvil", "migrate", "node", "worker"} <= set(SERVICES)
+
+
+def parse(command: Any, args: list[str], parent: Any = None, name: str = "oracle") -> None:
+    """Parse ``args`` like the CLI would, raising on an unknown command or option."""
+    ctx = command.make_context(name, list(args), parent=parent)
+    if hasattr(command, "resolve_command"):  # a group: descend into the subcommand
+        rest = [*getattr(ctx, "protected_args", []), *ctx.args]
+        sub_name, sub, sub_args = command.resolve_command(ctx, rest)
+        assert sub is not None
+        parse(sub, sub_args, ctx, sub_name or "")
+
+
+@pytest.mark.parametrize("name", ORACLE_SERVICES)
+def test_each_oracle_command_parses_with_the_cli(name: str) -> None:
+    parse(typer.main.get_command(app), SERVICES[name]["command"])
+
+
+def test_the_parser_check_can_fail() -> None:
+    with pytest.raises(Exception, match="No such"):
+        parse(typer.main.get_command(app), ["db", "upgrayedd"])
+
+
+@pytest.mark.parametrize("name", ORACLE_SERVICES)
+def test_oracle_env_vars_are_real_settings(name: str) -> None:
+    env = SERVICES[name].get("environment", {})
+    for key in env:
+        if not key.startswith("ORACLE_SIGNER") and key.startswith("ORACLE_") and "__" in key:
+            section, field = key.removeprefix("ORACLE_").lower().split("__", 1)
+            model = Settings.model_fields[section].annotation
+            assert model is not None and field in model.model_fields, key  # type: ignore[union-attr]
+
+
+def test_worker_reserves_a_gpu_and_installs_onnxruntime_gpu() -> None:
+    worker = SERVICES["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert worker["build"]["args"]["ONNXRUNTIME"] == "onnxruntime-gpu"
+
+
+def test_every_long_running_service_has_a_healthcheck() -> None:
+    for name in ("redis", "postgres", "anvil", "node", "worker"):
+        assert "healthcheck" in SERVICES[name], name
+
+
+def test_start_order_migrates_before_the_node() -> None:
+    deps = SERVICES["node"]["depends_on"]
+    assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert SERVICES["migrate"]["command"] == ["db", "upgrade"]
+
+
+def test_no_secret_is_written_in_the_file() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80" not in text
+    assert "${ORACLE_SIGNER__PRIVATE_KEY" in text
+    _ = Path
