@@ -26,13 +26,13 @@ from web3.logs import DISCARD
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from oracle.chain.client import CoordinatorClient, connect  # noqa: E402
-from oracle.db import Database, InferenceRequest, Transaction  # noqa: E402
-from oracle.fixedpoint import to_fixed  # noqa: E402
-from oracle.registry import ArtifactStore, register_model  # noqa: E402
-from oracle.requester import Requester  # noqa: E402
-from oracle.settings import ROOT  # noqa: E402
-from oracle.stack import LocalStack  # noqa: E402
+from oracle.chain.client import CoordinatorClient, connect
+from oracle.db import Database, InferenceRequest, Transaction
+from oracle.fixedpoint import to_fixed
+from oracle.registry import ArtifactStore, register_model
+from oracle.requester import Requester
+from oracle.settings import ROOT
+from oracle.stack import LocalStack
 
 MODEL = ROOT / "models" / "example_mlp.onnx"
 
@@ -60,15 +60,17 @@ def main() -> None:
     parser.add_argument("--block-time", type=float, default=1.0)
     args = parser.parse_args()
     rng = np.random.default_rng(1)
-    with tempfile.TemporaryDirectory(prefix="oracle-bench-") as tmp, LocalStack(
-        Path(tmp), block_time=args.block_time
-    ) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="oracle-bench-") as tmp,
+        LocalStack(Path(tmp), block_time=args.block_time) as stack,
+    ):
         settings = stack.settings()
         w3 = connect(settings.chain.rpc_url)
         coordinator = CoordinatorClient(w3, settings.coordinator_address())
         db = Database(settings.db.url)
-        model_id, _ = register_model(db, ArtifactStore(settings.store.path), coordinator,
-                                     stack.owner, MODEL, 16, 16)
+        model_id, _ = register_model(
+            db, ArtifactStore(settings.store.path), coordinator, stack.owner, MODEL, 16, 16
+        )
         requester = Requester.from_settings(settings)
         sent: list[tuple[int, int]] = []
         for _ in range(args.requests):
@@ -88,7 +90,8 @@ def main() -> None:
         with db.session() as s:
             for row, tx in s.execute(
                 select(InferenceRequest, Transaction).join(
-                    Transaction, Transaction.tx_hash == InferenceRequest.fulfil_tx_hash)
+                    Transaction, Transaction.tx_hash == InferenceRequest.fulfil_tx_hash
+                )
             ):
                 if tx.broadcast_at is None or row.inference_s is None:
                     continue
@@ -99,13 +102,19 @@ def main() -> None:
     bare = bare_onnxruntime_s()
     bt = args.block_time
     print(f"requests sent: {len(sent)}, fulfilled: {len(blocks)}")
-    print(f"blocks request->callback: p50 {pct(blocks, 50):.0f}, p99 {pct(blocks, 99):.0f}, "
-          f"max {max(blocks)}   (targets: p50 = 1, p99 <= 2)")
-    print(f"off-chain overhead: p50 {pct(overheads, 50) * 1000:.1f} ms = "
-          f"{pct(overheads, 50) / bt:.1%} of a block, p99 {pct(overheads, 99) * 1000:.1f} ms = "
-          f"{pct(overheads, 99) / bt:.1%}   (target: p50 <= 5%)")
-    print(f"worker inference p50 {statistics.median(inference) * 1e6:.0f} us vs bare onnxruntime "
-          f"{bare * 1e6:.1f} us: ratio {statistics.median(inference) / bare:.2f}")
+    print(
+        f"blocks request->callback: p50 {pct(blocks, 50):.0f}, p99 {pct(blocks, 99):.0f}, "
+        f"max {max(blocks)}   (targets: p50 = 1, p99 <= 2)"
+    )
+    print(
+        f"off-chain overhead: p50 {pct(overheads, 50) * 1000:.1f} ms = "
+        f"{pct(overheads, 50) / bt:.1%} of a block, p99 {pct(overheads, 99) * 1000:.1f} ms = "
+        f"{pct(overheads, 99) / bt:.1%}   (target: p50 <= 5%)"
+    )
+    print(
+        f"worker inference p50 {statistics.median(inference) * 1e6:.0f} us vs bare onnxruntime "
+        f"{bare * 1e6:.1f} us: ratio {statistics.median(inference) / bare:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ if not config.get_main_option("sqlalchemy.url"):
 url = make_url(config.get_main_option("sqlalchemy.url") or "")
 if url.drivername in ("postgresql", "postgres"):
     url = url.set(drivername="postgresql+psycopg")
-    config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
+    config.set_main_option(
+        "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%")
+    )
 
 target_metadata = Base.metadata
 

@@ -23,7 +23,10 @@ from oracle.errors import OracleError
 from oracle.settings import ROOT, Settings, load_settings
 
 app = typer.Typer(
-    name="oracle", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    name="oracle",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
     help="On-chain AI coprocessor and oracle: run a node, workers, or the local stack.",
 )
 model_app = typer.Typer(no_args_is_help=True, help="Register and inspect models.")
@@ -56,8 +59,12 @@ def main_options(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="YAML settings file (default: $ORACLE_CONFIG, "
-                     "else var/local/oracle.yaml when `oracle up` wrote one)."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML settings file (default: $ORACLE_CONFIG, "
+            "else var/local/oracle.yaml when `oracle up` wrote one).",
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
@@ -109,16 +116,32 @@ def worker(
             ready_file.write_text(str(os.getpid()))
 
     celery_app.app.worker_main(
-        ["worker", "--queues", queue, "--concurrency", str(concurrency), "--pool", "prefork",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--hostname",
-         f"{queue}@%h-{os.getpid()}"]
+        [
+            "worker",
+            "--queues",
+            queue,
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"{queue}@%h-{os.getpid()}",
+        ]
     )
 
 
 @app.command()
 def up(
-    workdir: Annotated[Path, typer.Option(help="Where the stack keeps its state.")] = ROOT / "var" / "local",
-    block_time: Annotated[float, typer.Option(min=0.0, help="anvil block time in seconds; 0 = automine.")] = 1.0,
+    workdir: Annotated[Path, typer.Option(help="Where the stack keeps its state.")] = ROOT
+    / "var"
+    / "local",
+    block_time: Annotated[
+        float, typer.Option(min=0.0, help="anvil block time in seconds; 0 = automine.")
+    ] = 1.0,
     port: Annotated[int, typer.Option(min=1, max=65535, help="anvil RPC port.")] = 8545,
 ) -> None:
     """Start the local stack (anvil, redis, contracts, node, worker) until Ctrl-C."""
@@ -182,7 +205,9 @@ def deploy(
     ctx: typer.Context,
     out_file: Annotated[Path, typer.Option("--out", help="Deployment file to write.")],
     if_missing: Annotated[bool, typer.Option(help="Do nothing if --out already exists.")] = False,
-    stake: Annotated[float, typer.Option(min=0, help="ETH the signer stakes as a node (0: skip).")] = 1.0,
+    stake: Annotated[
+        float, typer.Option(min=0, help="ETH the signer stakes as a node (0: skip).")
+    ] = 1.0,
 ) -> None:
     """Deploy a Coordinator and the example consumer ($ORACLE_DEPLOYER_KEY pays), stake the node."""
     from eth_account import Account
@@ -348,7 +373,9 @@ def status(
     out.print(table)
     for c in data["cursors"]:
         halted = f" [red]HALTED: {c['halted']}[/]" if c["halted"] else ""
-        out.print(f"chain {c['chain_id']} coordinator {c['coordinator']}: block {c['block']}{halted}")
+        out.print(
+            f"chain {c['chain_id']} coordinator {c['coordinator']}: block {c['block']}{halted}"
+        )
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

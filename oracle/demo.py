@@ -32,7 +32,9 @@ def run_demo(n: int, block_time: float | None, workdir: Path | None, console: Co
     """Run the demo; return how many requests were fulfilled."""
     with tempfile.TemporaryDirectory(prefix="oracle-demo-") as tmp:
         stack = LocalStack(workdir or Path(tmp), block_time=block_time)
-        console.print("[bold]starting local stack[/] (anvil, redis-server, contracts, worker, node)")
+        console.print(
+            "[bold]starting local stack[/] (anvil, redis-server, contracts, worker, node)"
+        )
         with stack:
             return _drive(stack, n, console)
 
@@ -42,8 +44,13 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
     w3 = connect(settings.chain.rpc_url)
     coordinator = CoordinatorClient(w3, settings.coordinator_address())
     model_id, _ = register_model(
-        Database(settings.db.url), ArtifactStore(settings.store.path), coordinator,
-        stack.owner, EXAMPLE_MODEL, SCALE, SCALE,
+        Database(settings.db.url),
+        ArtifactStore(settings.store.path),
+        coordinator,
+        stack.owner,
+        EXAMPLE_MODEL,
+        SCALE,
+        SCALE,
     )
     console.print(f"registered example model {model_id}", soft_wrap=True)
     requester = Requester.from_settings(settings)
@@ -57,16 +64,25 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
         fn = requester.consumer.functions.requestPrediction(
             bytes.fromhex(model_id[2:]), values, int(Mode.NONE), CALLBACK_GAS
         )
-        tx = fn.build_transaction({
-            "from": requester.account.address, "value": fee, "nonce": nonce + i,
-            "chainId": w3.eth.chain_id, "gas": 400_000,
-        })
-        tx_hash = w3.eth.send_raw_transaction(requester.account.sign_transaction(tx).raw_transaction)
+        tx = fn.build_transaction(
+            {
+                "from": requester.account.address,
+                "value": fee,
+                "nonce": nonce + i,
+                "chainId": w3.eth.chain_id,
+                "gas": 400_000,
+            }
+        )
+        tx_hash = w3.eth.send_raw_transaction(
+            requester.account.sign_transaction(tx).raw_transaction
+        )
         sent.append({"tx": tx_hash, "input": row, "sent_at": time.monotonic()})
     console.print(f"sent {n} requests from the example consumer; waiting for callbacks")
     for item in sent:
         receipt = w3.eth.wait_for_transaction_receipt(item["tx"], timeout=120, poll_latency=0.05)
-        ev = requester.consumer.events.PredictionRequested().process_receipt(receipt, errors=DISCARD)
+        ev = requester.consumer.events.PredictionRequested().process_receipt(
+            receipt, errors=DISCARD
+        )
         item["request_id"] = int(ev[0]["args"]["requestId"])
         item["block"] = int(receipt["blockNumber"])
     pending = {item["request_id"]: item for item in sent}
@@ -74,18 +90,22 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
     deadline = time.monotonic() + 60 + 3 * n * (stack.block_time or 0.2)
     from_block = min(item["block"] for item in sent)
     while pending and time.monotonic() < deadline:
-        for log in w3.eth.get_logs({
-            "address": requester.consumer.address, "fromBlock": from_block,
-            "toBlock": "latest", "topics": [received.topic],
-        }):
+        for log in w3.eth.get_logs(
+            {
+                "address": requester.consumer.address,
+                "fromBlock": from_block,
+                "toBlock": "latest",
+                "topics": [received.topic],
+            }
+        ):
             ev = received.process_log(log)
             rid = int(ev["args"]["requestId"])
-            item = pending.pop(rid, None)
-            if item is not None:
-                item["done_at"] = time.monotonic()
-                item["fulfil_block"] = int(ev["blockNumber"])
-                item["output"] = [int(v) for v in ev["args"]["output"]]
-                item["err"] = bytes(ev["args"]["err"]).decode(errors="replace")
+            hit = pending.pop(rid) if rid in pending else None
+            if hit is not None:
+                hit["done_at"] = time.monotonic()
+                hit["fulfil_block"] = int(ev["blockNumber"])
+                hit["output"] = [int(v) for v in ev["args"]["output"]]
+                hit["err"] = bytes(ev["args"]["err"]).decode(errors="replace")
         time.sleep(0.1)
     _print_table(sent, console)
     done = sum(1 for item in sent if "done_at" in item and not item["err"])
@@ -101,7 +121,8 @@ def _print_table(sent: list[dict[str, Any]], console: Console) -> None:
     for item in sent:
         if "done_at" in item:
             out = (
-                f"[red]{item['err']}[/]" if item["err"]
+                f"[red]{item['err']}[/]"
+                if item["err"]
                 else ", ".join(f"{from_fixed(v, SCALE):.4f}" for v in item["output"])
             )
             table.add_row(
@@ -112,7 +133,11 @@ def _print_table(sent: list[dict[str, Any]], console: Console) -> None:
                 f"{item['done_at'] - item['sent_at']:.2f}",
             )
         else:
-            table.add_row(str(item.get("request_id", "?")),
-                          " ".join(f"{v:+.2f}" for v in item["input"]), "[red]no callback[/]",
-                          "-", "-")
+            table.add_row(
+                str(item.get("request_id", "?")),
+                " ".join(f"{v:+.2f}" for v in item["input"]),
+                "[red]no callback[/]",
+                "-",
+                "-",
+            )
     console.print(table)

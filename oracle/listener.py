@@ -112,7 +112,7 @@ class Listener:
                 self.halted = str(exc)
                 self.log.error("listener.halted", reason=str(exc))
                 continue
-            except Exception as exc:  # noqa: BLE001 - keep serving; the next poll retries
+            except Exception as exc:
                 self.log.warning("listener.poll_failed", error=type(exc).__name__, detail=str(exc))
                 caught_up = True
             if caught_up:
@@ -177,7 +177,10 @@ class Listener:
             cur.updated_at = utcnow()
         if events:
             self.log.info(
-                "listener.logs", from_block=from_block, to_block=to_block, requests=len(events),
+                "listener.logs",
+                from_block=from_block,
+                to_block=to_block,
+                requests=len(events),
                 new=len(new_rows),
             )
         for row_id in new_rows:

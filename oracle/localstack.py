@@ -48,16 +48,20 @@ def redis_binary() -> str:
     )
     if found:
         return found
-    raise ToolchainError("redis-server not found: run `make setup` (installs Debian's redis-server)")
+    raise ToolchainError(
+        "redis-server not found: run `make setup` (installs Debian's redis-server)"
+    )
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001, S112 - not ready yet
+        except Exception:
             pass
         time.sleep(interval_s)
     raise ToolchainError(f"timed out after {timeout_s:.0f}s waiting for {what}")
@@ -68,7 +72,9 @@ class ManagedProcess:
 
     name = "process"
 
-    def __init__(self, argv: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, argv: list[str], log_path: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.argv = argv
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -79,8 +85,12 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
-            start_new_session=True, cwd=ROOT,
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+            cwd=ROOT,
         )
         try:
             self.wait_ready()
@@ -96,7 +106,9 @@ class ManagedProcess:
 
     def check_alive(self) -> None:
         if not self.alive():
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            tail = (
+                self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            )
             raise ToolchainError(f"{self.name} exited early; log tail:\n{tail}")
 
     def kill(self) -> None:
@@ -125,13 +137,24 @@ class Anvil(ManagedProcess):
     name = "anvil"
 
     def __init__(
-        self, log_path: Path, port: int | None = None, block_time: float | None = None,
+        self,
+        log_path: Path,
+        port: int | None = None,
+        block_time: float | None = None,
         chain_id: int = 31337,
     ) -> None:
         self.port = port or free_port()
         self.chain_id = chain_id
-        argv = [anvil_binary(), "--port", str(self.port), "--host", "127.0.0.1",
-                "--chain-id", str(chain_id), "--silent"]
+        argv = [
+            anvil_binary(),
+            "--port",
+            str(self.port),
+            "--host",
+            "127.0.0.1",
+            "--chain-id",
+            str(chain_id),
+            "--silent",
+        ]
         if block_time:
             argv += ["--block-time", str(block_time)]
         super().__init__(argv, log_path)
@@ -160,9 +183,21 @@ class RedisServer(ManagedProcess):
         self.port = port or free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        argv = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(workdir), "--save", "", "--appendonly", "yes",
-                "--protected-mode", "yes"]
+        argv = [
+            redis_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--protected-mode",
+            "yes",
+        ]
         super().__init__(argv, workdir / "redis.log")
 
     def url(self, db: int = 0) -> str:
@@ -186,8 +221,14 @@ def oracle_argv(*args: str) -> list[str]:
 class OracleProcess(ManagedProcess):
     """``oracle node`` or ``oracle worker`` as a child process with a given environment."""
 
-    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_path: Path,
-                 ready: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        ready: Callable[[], bool] | None = None,
+    ) -> None:
         self.name = name
         self._ready = ready
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}

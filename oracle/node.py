@@ -52,7 +52,9 @@ class Node:
         except Exception as exc:
             raise ChainError(f"cannot reach the RPC at {settings.chain.rpc_url}: {exc}") from exc
         if not listener_w3.eth.get_code(listener_w3.to_checksum_address(address)):
-            raise ChainError(f"no contract at Coordinator address {address} on chain {self.chain_id}")
+            raise ChainError(
+                f"no contract at Coordinator address {address} on chain {self.chain_id}"
+            )
         celery_app.configure(settings)
         deployment = settings.deployment() or {}
         start_block = settings.chain.start_block
@@ -70,7 +72,11 @@ class Node:
         notifier = Notifier(settings.redis.url, self.chain_id, self.listener.address)
         self._notifiers.append(notifier)
         self.relayer = Relayer(
-            settings, self.db, CoordinatorClient(relayer_w3, address), self.chain_id, account,
+            settings,
+            self.db,
+            CoordinatorClient(relayer_w3, address),
+            self.chain_id,
+            account,
             notifier,
         )
 
@@ -123,7 +129,10 @@ class Node:
             problems.append("listener has not polled the chain recently")
         if self.relayer.health.problem:
             problems.append(self.relayer.health.problem)
-        if self.relayer.health.last_tick_ok is None or now - self.relayer.health.last_tick_ok > stale:
+        if (
+            self.relayer.health.last_tick_ok is None
+            or now - self.relayer.health.last_tick_ok > stale
+        ):
             problems.append("relayer has not completed a round recently")
         return (not problems, problems)
 

@@ -97,7 +97,9 @@ def upsert_model_record(db: Database, record: ModelRecord) -> None:
 
 def get_model_record(db: Database, model_id: str) -> ModelRecord | None:
     with db.session() as s:
-        return s.scalars(select(ModelRecord).where(ModelRecord.model_id == model_id.lower())).first()
+        return s.scalars(
+            select(ModelRecord).where(ModelRecord.model_id == model_id.lower())
+        ).first()
 
 
 def register_model(
@@ -125,8 +127,10 @@ def register_model(
     if onchain["exists"]:
         wanted = (shape.input_length, shape.output_length, input_scale, output_scale)
         have = (
-            onchain["input_length"], onchain["output_length"],
-            onchain["input_scale"], onchain["output_scale"],
+            onchain["input_length"],
+            onchain["output_length"],
+            onchain["input_scale"],
+            onchain["output_scale"],
         )
         if tuple(int(v) for v in have) != wanted:
             raise ModelError(
@@ -138,8 +142,12 @@ def register_model(
             coordinator.w3,
             account,
             coordinator.contract.functions.registerModel(
-                bytes.fromhex(model_id[2:]), shape.input_length, shape.output_length,
-                input_scale, output_scale, "0x" + "00" * 20,
+                bytes.fromhex(model_id[2:]),
+                shape.input_length,
+                shape.output_length,
+                input_scale,
+                output_scale,
+                "0x" + "00" * 20,
             ),
         )
         created = True

@@ -84,16 +84,20 @@ class Relayer:
             try:
                 pending = self.tick()
                 self.health.last_tick_ok = time.time()
-            except Exception as exc:  # noqa: BLE001 - a flaky RPC must not kill the relayer
+            except Exception as exc:
                 self.log.warning("relayer.tick_failed", error=type(exc).__name__, detail=str(exc))
                 pending = True
                 self._nonce = None  # re-read from chain and DB before the next send
-            wait = self.settings.relayer.receipt_poll_s if pending else self.settings.relayer.idle_wait_s
+            wait = (
+                self.settings.relayer.receipt_poll_s
+                if pending
+                else self.settings.relayer.idle_wait_s
+            )
             if self.notifier is not None:
                 try:
                     self.notifier.wait(wait)
                     continue
-                except Exception:  # noqa: BLE001 - fall back to the timer
+                except Exception:
                     self.log.warning("relayer.wake_channel_down")
             self._stop.wait(wait)
 
@@ -144,7 +148,9 @@ class Relayer:
     def _send(self, row: InferenceRequest) -> bool:
         rlog = self.log.bind(request_id=row.request_id, request_pk=row.id)
         if self.coordinator.commitment(row.request_id) == b"\x00" * 32:
-            self._close(row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled")
+            self._close(
+                row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled"
+            )
             rlog.info("relayer.skip_not_pending")
             return False
         req = RequestStruct(
@@ -169,7 +175,7 @@ class Relayer:
         gas_limit = int(gas * self.settings.relayer.gas_limit_multiplier)
         max_fee, priority = self._fees()
         nonce = self._nonce if self._nonce is not None else self._initial_nonce()
-        tx = {
+        tx: dict[str, Any] = {
             "type": 2,
             "chainId": self.chain_id,
             "nonce": nonce,
@@ -180,7 +186,7 @@ class Relayer:
             "maxFeePerGas": max_fee,
             "maxPriorityFeePerGas": priority,
         }
-        signed = self.account.sign_transaction(tx)
+        signed = self.account.sign_transaction(tx)  # type: ignore[arg-type]
         tx_hash = "0x" + bytes(signed.hash).hex()
         with self.db.session() as s:
             s.add(
@@ -212,14 +218,18 @@ class Relayer:
         if revert is None:
             raise exc  # an RPC problem, not a verdict on the request: retry on the next tick
         if revert.name == "RequestNotPending":
-            self._close(row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled")
+            self._close(
+                row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled"
+            )
             rlog.info("relayer.skip_not_pending")
         elif revert.name in _TRANSIENT_REVERTS:
             self.health.problem = f"fulfil simulation reverted: {revert.name}"
             rlog.warning("relayer.simulation_transient", error=revert.name)
         else:
             self._close(row.id, RequestStatus.FAILED, f"fulfil simulation reverted: {revert.name}")
-            rlog.error("relayer.simulation_reverted", error=revert.name, args=str(revert.error_args))
+            rlog.error(
+                "relayer.simulation_reverted", error=revert.name, args=str(revert.error_args)
+            )
         return False
 
     def _fees(self) -> tuple[int, int]:
@@ -257,11 +267,13 @@ class Relayer:
         with self.db.session() as s:
             txs = list(
                 s.scalars(
-                    select(Transaction).where(
+                    select(Transaction)
+                    .where(
                         Transaction.chain_id == self.chain_id,
                         Transaction.sender == self.sender,
                         Transaction.status == TxStatus.SIGNED.value,
-                    ).order_by(Transaction.nonce)
+                    )
+                    .order_by(Transaction.nonce)
                 )
             )
         for tx in txs:
@@ -353,12 +365,15 @@ class Relayer:
                 )
                 rlog.info("relayer.confirmed", callback_succeeded=row.callback_succeeded)
                 return
-            reverted = s.scalar(
-                select(func.count(Transaction.id)).where(
-                    Transaction.request_pk == row.id,
-                    Transaction.status == TxStatus.REVERTED.value,
+            reverted = (
+                s.scalar(
+                    select(func.count(Transaction.id)).where(
+                        Transaction.request_pk == row.id,
+                        Transaction.status == TxStatus.REVERTED.value,
+                    )
                 )
-            ) or 0
+                or 0
+            )
             if reverted >= MAX_REVERTED_ATTEMPTS:
                 row.status = RequestStatus.FAILED.value
                 row.error = (row.error or "") + " | fulfilment reverted on chain"

@@ -53,8 +53,9 @@ class Requester:
     account: LocalAccount
 
     @classmethod
-    def from_settings(cls, settings: Settings, consumer: str | None = None,
-                      key: str | None = None) -> Requester:
+    def from_settings(
+        cls, settings: Settings, consumer: str | None = None, key: str | None = None
+    ) -> Requester:
         import os
 
         w3 = connect(settings.chain.rpc_url, settings.chain.rpc_timeout_s)
@@ -73,7 +74,9 @@ class Requester:
         )
         return cls(w3, coordinator, contract, Account.from_key(key))
 
-    def submit(self, model_id: str, values: list[int], mode: int, callback_gas: int) -> tuple[int, int]:
+    def submit(
+        self, model_id: str, values: list[int], mode: int, callback_gas: int
+    ) -> tuple[int, int]:
         """Send one request; return (request id, block number)."""
         fee = self.coordinator.quote_fee(model_id, mode, callback_gas)
         receipt = send(
@@ -94,13 +97,22 @@ class Requester:
         return bool(fulfilled), [int(v) for v in output], bytes(err)
 
     def request_and_wait(
-        self, model_id: str, values: list[float] | list[int], raw: bool, mode: int,
-        callback_gas: int, timeout_s: float,
+        self,
+        model_id: str,
+        values: list[float] | list[int],
+        raw: bool,
+        mode: int,
+        callback_gas: int,
+        timeout_s: float,
     ) -> dict[str, Any]:
         info = self.coordinator.model(model_id)
         if not info["exists"]:
             raise OracleError(f"model {model_id} is not registered on this Coordinator")
-        ints = [int(v) for v in values] if raw else [to_fixed(float(v), int(info["input_scale"])) for v in values]
+        ints = (
+            [int(v) for v in values]
+            if raw
+            else [to_fixed(float(v), int(info["input_scale"])) for v in values]
+        )
         request_id, block = self.submit(model_id, ints, mode, callback_gas)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

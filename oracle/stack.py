@@ -90,8 +90,15 @@ class LocalStack:
         ready.unlink(missing_ok=True)
         self.worker = OracleProcess(
             "inference worker",
-            ["--config", str(self.config_path), "worker", "--ready-file", str(ready),
-             "--concurrency", str(self.worker_concurrency)],
+            [
+                "--config",
+                str(self.config_path),
+                "worker",
+                "--ready-file",
+                str(ready),
+                "--concurrency",
+                str(self.worker_concurrency),
+            ],
             self.env(),
             self.workdir / "worker.log",
             ready=file_exists(ready),
@@ -108,7 +115,7 @@ class LocalStack:
 
     def _node_healthy(self) -> bool:
         url = f"http://127.0.0.1:{self.status_port}/healthz"
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(json.loads(resp.read())["healthy"])
 
     def _write_config(self) -> None:

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from oracle.node import Node
 
 
-def collect_status(db: Database, chain_id: int | None = None, coordinator: str | None = None) -> dict[str, Any]:
+def collect_status(
+    db: Database, chain_id: int | None = None, coordinator: str | None = None
+) -> dict[str, Any]:
     """Counts per request state, and each cursor. Filters by chain/coordinator when given."""
     with db.session() as s:
         q = select(InferenceRequest.status, func.count()).group_by(InferenceRequest.status)
@@ -79,7 +81,10 @@ def build_app(node: Node) -> FastAPI:
 class StatusServer:
     def __init__(self, node: Node, settings: MetricsSettings) -> None:
         config = uvicorn.Config(
-            build_app(node), host=settings.host, port=settings.port, log_level="warning",
+            build_app(node),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
             access_log=False,
         )
         self._server = uvicorn.Server(config)

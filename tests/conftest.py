@@ -33,8 +33,9 @@ from oracle.settings import ROOT, Settings, load_settings
 EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-             interval: float = 0.05) -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float = 30.0, what: str = "condition", interval: float = 0.05
+) -> Any:
     """Poll observable state until ``check`` returns something truthy."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -96,16 +97,43 @@ def postgres() -> Iterator[PostgresCluster]:
         shutil.chown(sock, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
-    subprocess.run([*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
     subprocess.run(
-        [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "pg.log"), "-w", "-o",
-         f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off", "start"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "pg.log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     yield PostgresCluster(port, sock)
-    subprocess.run([*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                   check=False, capture_output=True)
+    subprocess.run(
+        [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+        check=False,
+        capture_output=True,
+    )
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -140,16 +168,23 @@ class Stack:
     worker: OracleProcess
     tmp: Path
 
-    def request(self, values: list[int], gas: int = 300_000, mode: int = 0,
-                consumer: Any = None) -> int:
-        requester = self.requester if consumer is None else Requester(
-            self.w3, self.coordinator, consumer, self.requester.account)
+    def request(
+        self, values: list[int], gas: int = 300_000, mode: int = 0, consumer: Any = None
+    ) -> int:
+        requester = (
+            self.requester
+            if consumer is None
+            else Requester(self.w3, self.coordinator, consumer, self.requester.account)
+        )
         request_id, _ = requester.submit(self.model_id, values, mode, gas)
         return request_id
 
     def wait_result(self, request_id: int, timeout: float = 30.0) -> tuple[bool, list[int], bytes]:
-        return wait_for(lambda: (r := self.requester.result(request_id))[0] and r,
-                        timeout, f"callback for request {request_id}")
+        return wait_for(
+            lambda: (r := self.requester.result(request_id))[0] and r,
+            timeout,
+            f"callback for request {request_id}",
+        )
 
     def row_status(self, request_id: int) -> str | None:
         from sqlalchemy import select
@@ -157,8 +192,9 @@ class Stack:
         from oracle.db import InferenceRequest
 
         with self.db.session() as s:
-            return s.scalar(select(InferenceRequest.status).where(
-                InferenceRequest.request_id == request_id))
+            return s.scalar(
+                select(InferenceRequest.status).where(InferenceRequest.request_id == request_id)
+            )
 
 
 def deploy_consumer(w3: Web3, name: str, coordinator: str) -> Any:
@@ -166,8 +202,7 @@ def deploy_consumer(w3: Web3, name: str, coordinator: str) -> Any:
     from oracle.chain.deploy import deploy
 
     address, _ = deploy(w3, Account.from_key(ANVIL_DEV_KEYS[0]), name, coordinator)
-    return w3.eth.contract(address=Web3.to_checksum_address(address),
-                           abi=load_artifact(name).abi)
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(name).abi)
 
 
 @pytest.fixture
@@ -184,8 +219,12 @@ def stack(anvil: Anvil, db_url: str, redis_server: RedisServer, tmp_path: Path) 
     client.flushdb()
     client.close()
     overrides: dict[str, Any] = {
-        "chain": {"rpc_url": anvil.url, "deployment_file": str(deployment_file),
-                  "confirmations": 0, "poll_interval_s": 0.05},
+        "chain": {
+            "rpc_url": anvil.url,
+            "deployment_file": str(deployment_file),
+            "confirmations": 0,
+            "poll_interval_s": 0.05,
+        },
         "db": {"url": db_url},
         "redis": {"url": redis_server.url(0)},
         "store": {"path": str(tmp_path / "models")},
@@ -197,8 +236,9 @@ def stack(anvil: Anvil, db_url: str, redis_server: RedisServer, tmp_path: Path) 
     db = Database(db_url)
     db.upgrade()
     coordinator = CoordinatorClient(connect(anvil.url), deployment.coordinator)
-    model_id, _ = register_model(db, ArtifactStore(settings.store.path), coordinator,
-                                 owner, EXAMPLE_MODEL, 16, 16)
+    model_id, _ = register_model(
+        db, ArtifactStore(settings.store.path), coordinator, owner, EXAMPLE_MODEL, 16, 16
+    )
     empty_config = tmp_path / "empty.yaml"
     empty_config.write_text("{}\n")
     env = {
@@ -210,13 +250,19 @@ def stack(anvil: Anvil, db_url: str, redis_server: RedisServer, tmp_path: Path) 
         "ORACLE_STORE__PATH": str(tmp_path / "models"),
     }
     ready = tmp_path / "worker.ready"
-    worker = OracleProcess("worker", ["worker", "--ready-file", str(ready)], env,
-                           tmp_path / "worker.log", ready=file_exists(ready))
+    worker = OracleProcess(
+        "worker",
+        ["worker", "--ready-file", str(ready)],
+        env,
+        tmp_path / "worker.log",
+        ready=file_exists(ready),
+    )
     worker.start()
     requester = Requester.from_settings(settings, key=REQUESTER_KEY)
     try:
-        yield Stack(anvil, w3, deployment, settings, db, coordinator, requester, model_id,
-                    worker, tmp_path)
+        yield Stack(
+            anvil, w3, deployment, settings, db, coordinator, requester, model_id, worker, tmp_path
+        )
     finally:
         worker.stop()
         db.dispose()

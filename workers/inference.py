@@ -46,9 +46,7 @@ class Outcome:
 def validate_input(values: list[int], record: ModelRecord, max_abs_bits: int) -> None:
     """Raise :class:`InputError` with a short, on-chain-safe reason."""
     if len(values) != record.input_length:
-        raise InputError(
-            f"bad input length: expected {record.input_length}, got {len(values)}"
-        )
+        raise InputError(f"bad input length: expected {record.input_length}, got {len(values)}")
     bound = 1 << max_abs_bits
     for i, v in enumerate(values):
         if not -bound < v < bound:
@@ -93,8 +91,10 @@ class InferenceService:
                 raise InputError("unknown model: not served by this node")
             values = [int(v) for v in row.input]
             validate_input(values, record, self.settings.worker.max_abs_input_bits)
-            path = Path(record.artifact_path) if record.artifact_path else self.store.path_for(
-                record.model_id
+            path = (
+                Path(record.artifact_path)
+                if record.artifact_path
+                else self.store.path_for(record.model_id)
             )
             if not path.exists():
                 path = self.store.path_for(record.model_id)
@@ -211,5 +211,5 @@ def _wake_relayer(service: InferenceService, row_id: int) -> None:
         _notifiers[key] = notifier
     try:
         notifier.wake()
-    except Exception:  # noqa: BLE001 - the relayer also polls; a lost wake-up only costs time
+    except Exception:
         log.warning("inference.wake_failed", request_pk=row_id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_typing import HexStr
 from web3 import Web3
 
@@ -41,7 +41,8 @@ def all_abis() -> tuple[tuple[dict[str, Any], ...], ...]:
     if not is_fresh():
         compile_contracts()
     return tuple(
-        tuple(json.loads(p.read_text())["abi"]) for p in sorted(OUT.glob("*.json"))
+        tuple(json.loads(p.read_text())["abi"])
+        for p in sorted(OUT.glob("*.json"))
         if not p.name.startswith(".")
     )
 
@@ -76,7 +77,7 @@ def decode_revert(data: bytes, abis: Any) -> tuple[str, tuple[Any, ...]] | None:
             name, types = found
             try:
                 return name, tuple(abi_decode(types, data[4:]))
-            except Exception:  # noqa: BLE001 - malformed data: report the name only
+            except Exception:
                 return name, ()
     if selector == bytes.fromhex("08c379a0"):
         return "Error", tuple(abi_decode(["string"], data[4:]))

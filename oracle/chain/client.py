@@ -19,6 +19,7 @@ from web3.types import LogReceipt
 from oracle.chain.artifacts import all_abis, decode_revert, load_artifact
 from oracle.types import Mode, ModelId, RequestId, model_id_from_bytes
 
+
 def connect(rpc_url: str, timeout_s: float = 10.0) -> Web3:
     """An HTTP Web3 client. One per thread: the provider's session is not shared."""
     return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
@@ -107,7 +108,7 @@ class CoordinatorClient:
         )
 
     def _signature(self, event_name: str) -> str:
-        for item in self.contract.abi:
+        for item in cast(list[dict[str, Any]], self.contract.abi):
             if item.get("type") == "event" and item.get("name") == event_name:
                 types = ",".join(_abi_type(inp) for inp in item["inputs"])
                 return f"{event_name}({types})"
@@ -150,7 +151,7 @@ class CoordinatorClient:
                 continue
             try:
                 ev = self._fulfilled.process_log(log)
-            except Exception:  # noqa: BLE001 - other events of the same contract
+            except Exception:
                 continue
             out.append(dict(ev["args"]))
         return out
@@ -163,8 +164,15 @@ class CoordinatorClient:
 
     def model(self, model_id: str) -> dict[str, Any]:
         raw = self.contract.functions.getModel(bytes.fromhex(model_id.removeprefix("0x"))).call()
-        keys = ("owner", "verifier", "input_length", "output_length", "input_scale",
-                "output_scale", "exists")
+        keys = (
+            "owner",
+            "verifier",
+            "input_length",
+            "output_length",
+            "input_scale",
+            "output_scale",
+            "exists",
+        )
         return dict(zip(keys, raw, strict=True))
 
     def quote_fee(self, model_id: str, mode: int, callback_gas_limit: int) -> int:

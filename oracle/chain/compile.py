@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ def _resolve(unit: str, importer: str, root: Path) -> tuple[str, Path]:
 def collect_sources(root: Path = ROOT) -> dict[str, str]:
     """Every source under solidity/src plus everything they import, keyed by unit name."""
     sources: dict[str, str] = {}
-    todo = [(f"src/{p.relative_to(root / 'solidity' / 'src')}", p)
-            for p in sorted((root / "solidity" / "src").rglob("*.sol"))]
+    todo = [
+        (f"src/{p.relative_to(root / 'solidity' / 'src')}", p)
+        for p in sorted((root / "solidity" / "src").rglob("*.sol"))
+    ]
     while todo:
         name, path = todo.pop()
         if name in sources:
@@ -113,7 +116,11 @@ def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
     version = _compiler_version(root)
     fingerprint = _fingerprint(sources, version)
     info = out / ".build-info.json"
-    if not force and info.exists() and json.loads(info.read_text()).get("fingerprint") == fingerprint:
+    if (
+        not force
+        and info.exists()
+        and json.loads(info.read_text()).get("fingerprint") == fingerprint
+    ):
         return out
     node = shutil.which("node")
     if node is None:
@@ -123,19 +130,34 @@ def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
         "sources": {name: {"content": text} for name, text in sources.items()},
         "settings": SETTINGS,
     }
-    proc = subprocess.run(
-        [node, str(_solcjs(root)), "--standard-json"],
-        input=json.dumps(std_input), capture_output=True, text=True, cwd=root, check=False,
-    )
-    if proc.returncode != 0:
-        raise CompileError(f"solc-js exited {proc.returncode}: {proc.stderr.strip()[:2000]}")
-    try:
-        result, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index('{"'):])
-    except ValueError as exc:
-        raise CompileError(f"solc-js printed no JSON: {proc.stdout[:500]}") from exc
+    # Drive solc-js through its JS API and write the result to a file: its CLI can exit
+    # before a large stdout pipe is drained, truncating the JSON.
+    with tempfile.TemporaryDirectory(prefix="solc-") as tmp:
+        in_path, out_path = Path(tmp) / "input.json", Path(tmp) / "output.json"
+        in_path.write_text(json.dumps(std_input))
+        script = (
+            "const fs = require('fs'); const solc = require(process.argv[1]);"
+            "fs.writeFileSync(process.argv[3],"
+            " solc.compile(fs.readFileSync(process.argv[2], 'utf8')));"
+        )
+        proc = subprocess.run(
+            [node, "-e", script, str(_solcjs(root).parent), str(in_path), str(out_path)],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            check=False,
+        )
+        if proc.returncode != 0 or not out_path.exists():
+            raise CompileError(f"solc-js exited {proc.returncode}: {proc.stderr.strip()[:2000]}")
+        try:
+            result = json.loads(out_path.read_text())
+        except ValueError as exc:
+            raise CompileError(f"solc-js wrote invalid JSON: {exc}") from exc
     errors = [e for e in result.get("errors", []) if e.get("severity") == "error"]
     if errors:
-        raise CompileError("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
+        raise CompileError(
+            "\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
+        )
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

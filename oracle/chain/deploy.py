@@ -65,7 +65,7 @@ def send(
     try:
         fn.call(params)  # type: ignore[arg-type]
         tx = fn.build_transaction(
-            {
+            {  # type: ignore[arg-type]
                 **params,  # type: ignore[typeddict-item]
                 "nonce": w3.eth.get_transaction_count(account.address, "pending"),
                 "chainId": w3.eth.chain_id,

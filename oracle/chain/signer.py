@@ -11,6 +11,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 
 from oracle.errors import ConfigError
 from oracle.settings import SignerSettings
@@ -21,7 +22,7 @@ def load_signer(settings: SignerSettings) -> LocalAccount:
     if settings.private_key is not None:
         try:
             account: LocalAccount = Account.from_key(settings.private_key.get_secret_value())
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError):
             raise ConfigError("signer.private_key is not a valid secp256k1 key") from None
         return account
     if settings.keystore_path is not None:
@@ -58,7 +59,7 @@ def _from_keystore(settings: SignerSettings) -> LocalAccount:
 def write_keystore(private_key: str, password: str, path: Path) -> str:
     """Encrypt ``private_key`` to a V3 keystore file (mode 0600); return the address."""
     account: LocalAccount = Account.from_key(private_key)
-    encrypted = Account.encrypt(private_key, password)
+    encrypted = Account.encrypt(HexStr(private_key), password)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(encrypted))
     path.chmod(0o600)

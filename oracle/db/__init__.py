@@ -1,6 +1,13 @@
 """Durable state: SQLAlchemy models, sessions and migrations."""
 
-from oracle.db.models import Base, BlockRecord, ChainCursor, InferenceRequest, ModelRecord, Transaction
+from oracle.db.models import (
+    Base,
+    BlockRecord,
+    ChainCursor,
+    InferenceRequest,
+    ModelRecord,
+    Transaction,
+)
 from oracle.db.session import Database
 
 __all__ = [

@@ -36,29 +36,60 @@ class Chain:
     verifier: Any
 
     def contract(self, name: str, address: str) -> Any:
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address),
-                                    abi=load_artifact(name).abi)
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=load_artifact(name).abi
+        )
 
     def deploy_consumer(self, name: str) -> Any:
         address, _ = deploy(self.w3, OWNER, name, self.coord.address)
         return self.contract(name, address)
 
-    def request(self, values: list[int], consumer: Any = None, mode: int = 0,
-                gas: int = 200_000, model: str = MODEL) -> RequestStruct:
+    def request(
+        self,
+        values: list[int],
+        consumer: Any = None,
+        mode: int = 0,
+        gas: int = 200_000,
+        model: str = MODEL,
+    ) -> RequestStruct:
         consumer = consumer or self.consumer
         fee = self.coord.quote_fee(model, mode, gas)
-        receipt = send(self.w3, USER, consumer.functions.requestPrediction(
-            bytes.fromhex(model[2:]), values, mode, gas), value=fee)
-        ev = self.coord.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)[0]
+        receipt = send(
+            self.w3,
+            USER,
+            consumer.functions.requestPrediction(bytes.fromhex(model[2:]), values, mode, gas),
+            value=fee,
+        )
+        ev = self.coord.contract.events.InferenceRequested().process_receipt(
+            receipt, errors=DISCARD
+        )[0]
         a = ev["args"]
-        return RequestStruct(int(a["requestId"]), "0x" + bytes(a["modelId"]).hex(), a["consumer"],
-                             int(a["mode"]), int(a["callbackGasLimit"]), int(ev["blockNumber"]),
-                             int(a["fee"]), tuple(int(v) for v in a["input"]))
+        return RequestStruct(
+            int(a["requestId"]),
+            "0x" + bytes(a["modelId"]).hex(),
+            a["consumer"],
+            int(a["mode"]),
+            int(a["callbackGasLimit"]),
+            int(ev["blockNumber"]),
+            int(a["fee"]),
+            tuple(int(v) for v in a["input"]),
+        )
 
-    def fulfill(self, req: RequestStruct, output: list[int], err: bytes = b"",
-                proof: bytes = b"", sender: LocalAccount = NODE, gas: int | None = None) -> Any:
-        return send(self.w3, sender, self.coord.contract.functions.fulfill(
-            req.as_tuple(), output, err, proof), gas=gas)
+    def fulfill(
+        self,
+        req: RequestStruct,
+        output: list[int],
+        err: bytes = b"",
+        proof: bytes = b"",
+        sender: LocalAccount = NODE,
+        gas: int | None = None,
+    ) -> Any:
+        return send(
+            self.w3,
+            sender,
+            self.coord.contract.functions.fulfill(req.as_tuple(), output, err, proof),
+            gas=gas,
+        )
 
 
 def reverts_with(name: str, fn: Any) -> None:
@@ -73,15 +104,29 @@ def chain(tmp_path: Any) -> Iterator[Chain]:
     node.start()
     try:
         w3 = node.w3()
-        dep = deploy_stack(w3, OWNER, node.url, CoordinatorParams(request_timeout_blocks=TIMEOUT_BLOCKS,
-                                                                   max_input_length=16))
+        dep = deploy_stack(
+            w3,
+            OWNER,
+            node.url,
+            CoordinatorParams(request_timeout_blocks=TIMEOUT_BLOCKS, max_input_length=16),
+        )
         coord = CoordinatorClient(w3, dep.coordinator)
         register_node(w3, NODE, dep.coordinator, ETHER)
         verifier_address, _ = deploy(w3, OWNER, "MockVerifier")
-        send(w3, OWNER, coord.contract.functions.registerModel(bytes.fromhex(MODEL[2:]), 2, 1, 16, 16,
-                                                               "0x" + "00" * 20))
-        send(w3, OWNER, coord.contract.functions.registerModel(bytes.fromhex(ZK_MODEL[2:]), 2, 1, 0, 0,
-                                                               verifier_address))
+        send(
+            w3,
+            OWNER,
+            coord.contract.functions.registerModel(
+                bytes.fromhex(MODEL[2:]), 2, 1, 16, 16, "0x" + "00" * 20
+            ),
+        )
+        send(
+            w3,
+            OWNER,
+            coord.contract.functions.registerModel(
+                bytes.fromhex(ZK_MODEL[2:]), 2, 1, 0, 0, verifier_address
+            ),
+        )
         ch = Chain(w3, coord, None, None)
         ch.consumer = ch.contract("ExampleConsumer", dep.example_consumer)
         ch.verifier = ch.contract("MockVerifier", verifier_address)
@@ -97,7 +142,9 @@ def test_fulfil_delivers_output_pays_node_and_deletes_commitment(chain: Chain) -
     assert chain.consumer.functions.getResult(req.request_id).call() == [True, [42], b""]
     assert chain.coord.commitment(req.request_id) == b"\0" * 32
     assert chain.coord.contract.functions.nodeBalance(NODE.address).call() == req.fee
-    ev = chain.coord.contract.events.InferenceFulfilled().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    ev = chain.coord.contract.events.InferenceFulfilled().process_receipt(receipt, errors=DISCARD)[
+        0
+    ]["args"]
     assert ev["callbackSucceeded"] is True and ev["node"] == NODE.address
 
 
@@ -107,9 +154,19 @@ def test_replayed_fulfilment_is_rejected(chain: Chain) -> None:
     reverts_with("RequestNotPending", lambda: chain.fulfill(req, [4]))
 
 
-@pytest.mark.parametrize("field,value", [("fee", 1), ("input", (9, 9)), ("requested_at_block", 1),
-                                         ("callback_gas_limit", 1_000_000), ("mode", 1)])
-def test_tampered_request_fields_do_not_match_the_commitment(chain: Chain, field: str, value: Any) -> None:
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("fee", 1),
+        ("input", (9, 9)),
+        ("requested_at_block", 1),
+        ("callback_gas_limit", 1_000_000),
+        ("mode", 1),
+    ],
+)
+def test_tampered_request_fields_do_not_match_the_commitment(
+    chain: Chain, field: str, value: Any
+) -> None:
     req = chain.request([1, 2])
     reverts_with("CommitmentMismatch", lambda: chain.fulfill(replace(req, **{field: value}), [3]))
 
@@ -119,15 +176,21 @@ def test_only_active_nodes_can_fulfil(chain: Chain) -> None:
     reverts_with("NotActiveNode", lambda: chain.fulfill(req, [3], sender=OUTSIDER))
     send(chain.w3, OWNER, chain.coord.contract.functions.setNodePaused(NODE.address, True))
     reverts_with("NotActiveNode", lambda: chain.fulfill(req, [3]))
-    reverts_with("OwnableUnauthorizedAccount", lambda: send(
-        chain.w3, OUTSIDER, chain.coord.contract.functions.setNodePaused(NODE.address, False)))
+    reverts_with(
+        "OwnableUnauthorizedAccount",
+        lambda: send(
+            chain.w3, OUTSIDER, chain.coord.contract.functions.setNodePaused(NODE.address, False)
+        ),
+    )
     send(chain.w3, OWNER, chain.coord.contract.functions.setNodePaused(NODE.address, False))
     chain.fulfill(req, [3])
 
 
 def test_only_the_coordinator_can_deliver_to_a_consumer(chain: Chain) -> None:
-    reverts_with("OnlyCoordinator", lambda: send(
-        chain.w3, OUTSIDER, chain.consumer.functions.rawFulfillInference(1, [1], b"")))
+    reverts_with(
+        "OnlyCoordinator",
+        lambda: send(chain.w3, OUTSIDER, chain.consumer.functions.rawFulfillInference(1, [1], b"")),
+    )
 
 
 @pytest.mark.parametrize("name", ["RevertingConsumer", "GasHungryConsumer"])
@@ -135,7 +198,9 @@ def test_failing_callback_is_reported_not_reverted(chain: Chain, name: str) -> N
     consumer = chain.deploy_consumer(name)
     req = chain.request([1, 2], consumer=consumer, gas=100_000)
     receipt = chain.fulfill(req, [3])
-    ev = chain.coord.contract.events.InferenceFulfilled().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    ev = chain.coord.contract.events.InferenceFulfilled().process_receipt(receipt, errors=DISCARD)[
+        0
+    ]["args"]
     assert ev["callbackSucceeded"] is False
     assert chain.coord.commitment(req.request_id) == b"\0" * 32
     if name == "GasHungryConsumer":  # it got exactly its limit, not the rest of the tx
@@ -145,17 +210,24 @@ def test_failing_callback_is_reported_not_reverted(chain: Chain, name: str) -> N
 def test_too_little_gas_for_the_callback_reverts_instead_of_starving_it(chain: Chain) -> None:
     consumer = chain.deploy_consumer("GasHungryConsumer")
     req = chain.request([1, 2], consumer=consumer, gas=500_000)
-    tx = chain.coord.contract.functions.fulfill(req.as_tuple(), [3], b"", b"").build_transaction({
-        "from": NODE.address, "gas": 300_000,
-        "nonce": chain.w3.eth.get_transaction_count(NODE.address), "chainId": chain.w3.eth.chain_id})
+    tx = chain.coord.contract.functions.fulfill(req.as_tuple(), [3], b"", b"").build_transaction(
+        {
+            "from": NODE.address,
+            "gas": 300_000,
+            "nonce": chain.w3.eth.get_transaction_count(NODE.address),
+            "chainId": chain.w3.eth.chain_id,
+        }
+    )
     tx_hash = chain.w3.eth.send_raw_transaction(NODE.sign_transaction(tx).raw_transaction)
     receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash)
     assert receipt["status"] == 0
     assert chain.coord.commitment(req.request_id) != b"\0" * 32  # still pending, can be re-sent
     with pytest.raises(Exception) as info:
         chain.coord.contract.functions.fulfill(req.as_tuple(), [3], b"", b"").call(
-            {"from": NODE.address, "gas": 300_000})
+            {"from": NODE.address, "gas": 300_000}
+        )
     from oracle.chain.client import revert_from_exception
+
     revert = revert_from_exception(info.value)
     assert revert is not None and revert.name == "InsufficientGasForCallback"
 
@@ -173,11 +245,15 @@ def test_reentrant_consumer_cannot_fulfil_twice(chain: Chain) -> None:
 
 def test_cancel_after_deadline_refunds_exactly_and_blocks_fulfilment(chain: Chain) -> None:
     req = chain.request([1, 2])
-    reverts_with("RequestNotExpired", lambda: send(chain.w3, USER, chain.consumer.functions.cancel(
-        req.as_tuple())))
+    reverts_with(
+        "RequestNotExpired",
+        lambda: send(chain.w3, USER, chain.consumer.functions.cancel(req.as_tuple())),
+    )
     chain.w3.provider.make_request("anvil_mine", [hex(TIMEOUT_BLOCKS + 1)])  # type: ignore[arg-type]
-    reverts_with("NotRequester", lambda: send(chain.w3, OUTSIDER, chain.consumer.functions.cancel(
-        req.as_tuple())))
+    reverts_with(
+        "NotRequester",
+        lambda: send(chain.w3, OUTSIDER, chain.consumer.functions.cancel(req.as_tuple())),
+    )
     coordinator_before = chain.w3.eth.get_balance(chain.coord.address)
     user_before = chain.w3.eth.get_balance(USER.address)
     receipt = send(chain.w3, USER, chain.consumer.functions.cancel(req.as_tuple()))
@@ -189,22 +265,46 @@ def test_cancel_after_deadline_refunds_exactly_and_blocks_fulfilment(chain: Chai
 
 def test_request_validation(chain: Chain) -> None:
     fn = chain.consumer.functions.requestPrediction
-    reverts_with("InsufficientFee", lambda: send(chain.w3, USER, fn(
-        bytes.fromhex(MODEL[2:]), [1, 2], 0, 200_000), value=1))
-    reverts_with("UnknownModel", lambda: send(chain.w3, USER, fn(
-        b"\x33" * 32, [1, 2], 0, 200_000), value=ETHER))
-    reverts_with("ModelNotVerifiable", lambda: send(chain.w3, USER, fn(
-        bytes.fromhex(MODEL[2:]), [1, 2], 1, 200_000), value=ETHER))
-    reverts_with("InvalidMode", lambda: send(chain.w3, USER, fn(
-        bytes.fromhex(MODEL[2:]), [1, 2], 3, 200_000), value=ETHER))
-    reverts_with("InputTooLong", lambda: send(chain.w3, USER, fn(
-        bytes.fromhex(MODEL[2:]), [1] * 17, 0, 200_000), value=ETHER))
-    reverts_with("EmptyInput", lambda: send(chain.w3, USER, fn(
-        bytes.fromhex(MODEL[2:]), [], 0, 200_000), value=ETHER))
-    reverts_with("CallbackGasLimitTooHigh", lambda: send(chain.w3, USER, fn(
-        bytes.fromhex(MODEL[2:]), [1], 0, 3_000_000), value=ETHER))
-    reverts_with("ModelAlreadyRegistered", lambda: send(chain.w3, OUTSIDER, chain.coord.contract.functions
-        .registerModel(bytes.fromhex(MODEL[2:]), 2, 1, 16, 16, "0x" + "00" * 20)))
+    reverts_with(
+        "InsufficientFee",
+        lambda: send(chain.w3, USER, fn(bytes.fromhex(MODEL[2:]), [1, 2], 0, 200_000), value=1),
+    )
+    reverts_with(
+        "UnknownModel",
+        lambda: send(chain.w3, USER, fn(b"\x33" * 32, [1, 2], 0, 200_000), value=ETHER),
+    )
+    reverts_with(
+        "ModelNotVerifiable",
+        lambda: send(chain.w3, USER, fn(bytes.fromhex(MODEL[2:]), [1, 2], 1, 200_000), value=ETHER),
+    )
+    reverts_with(
+        "InvalidMode",
+        lambda: send(chain.w3, USER, fn(bytes.fromhex(MODEL[2:]), [1, 2], 3, 200_000), value=ETHER),
+    )
+    reverts_with(
+        "InputTooLong",
+        lambda: send(
+            chain.w3, USER, fn(bytes.fromhex(MODEL[2:]), [1] * 17, 0, 200_000), value=ETHER
+        ),
+    )
+    reverts_with(
+        "EmptyInput",
+        lambda: send(chain.w3, USER, fn(bytes.fromhex(MODEL[2:]), [], 0, 200_000), value=ETHER),
+    )
+    reverts_with(
+        "CallbackGasLimitTooHigh",
+        lambda: send(chain.w3, USER, fn(bytes.fromhex(MODEL[2:]), [1], 0, 3_000_000), value=ETHER),
+    )
+    reverts_with(
+        "ModelAlreadyRegistered",
+        lambda: send(
+            chain.w3,
+            OUTSIDER,
+            chain.coord.contract.functions.registerModel(
+                bytes.fromhex(MODEL[2:]), 2, 1, 16, 16, "0x" + "00" * 20
+            ),
+        ),
+    )
 
 
 def test_zk_mode_checks_the_proof_against_field_mapped_instances(chain: Chain) -> None:
@@ -218,14 +318,20 @@ def test_zk_mode_checks_the_proof_against_field_mapped_instances(chain: Chain) -
 
 
 def test_node_stake_and_fee_withdrawal(chain: Chain) -> None:
-    reverts_with("NodeAlreadyRegistered", lambda: send(
-        chain.w3, NODE, chain.coord.contract.functions.registerNode(), value=ETHER))
-    reverts_with("InsufficientStake", lambda: send(
-        chain.w3, OUTSIDER, chain.coord.contract.functions.registerNode(), value=1))
+    reverts_with(
+        "NodeAlreadyRegistered",
+        lambda: send(chain.w3, NODE, chain.coord.contract.functions.registerNode(), value=ETHER),
+    )
+    reverts_with(
+        "InsufficientStake",
+        lambda: send(chain.w3, OUTSIDER, chain.coord.contract.functions.registerNode(), value=1),
+    )
     req = chain.request([1, 2])
     chain.fulfill(req, [3])
     before = chain.w3.eth.get_balance(OUTSIDER.address)
     send(chain.w3, NODE, chain.coord.contract.functions.withdrawFees(OUTSIDER.address))
     assert chain.w3.eth.get_balance(OUTSIDER.address) == before + req.fee
-    reverts_with("NothingToWithdraw", lambda: send(
-        chain.w3, NODE, chain.coord.contract.functions.withdrawFees(OUTSIDER.address)))
+    reverts_with(
+        "NothingToWithdraw",
+        lambda: send(chain.w3, NODE, chain.coord.contract.functions.withdrawFees(OUTSIDER.address)),
+    )

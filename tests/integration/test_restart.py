@@ -36,8 +36,14 @@ def start_node(stack: Stack, n: int) -> OracleProcess:
 
 def confirmed(stack: Stack) -> int:
     with stack.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(InferenceRequest).where(
-            InferenceRequest.status == "confirmed")) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(InferenceRequest)
+                .where(InferenceRequest.status == "confirmed")
+            )
+            or 0
+        )
 
 
 def test_listener_killed_mid_stream_resumes_without_loss_or_duplicates(stack: Stack) -> None:
@@ -66,6 +72,9 @@ def test_listener_killed_mid_stream_resumes_without_loss_or_duplicates(stack: St
         rows = s.scalar(select(func.count()).select_from(InferenceRequest))
         assert rows == 12
         # One landed transaction per request; every nonce used once.
-        landed = s.execute(select(Transaction.request_pk, func.count()).where(
-            Transaction.status == "confirmed").group_by(Transaction.request_pk)).all()
+        landed = s.execute(
+            select(Transaction.request_pk, func.count())
+            .where(Transaction.status == "confirmed")
+            .group_by(Transaction.request_pk)
+        ).all()
         assert len(landed) == 12 and all(n == 1 for _, n in landed)

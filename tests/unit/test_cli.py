@@ -16,8 +16,15 @@ def oracle(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
     full_env = {**os.environ, "ORACLE_CONFIG": "", **(env or {})}
     full_env.pop("ORACLE_CONFIG")
-    return subprocess.run([sys.executable, "-m", "oracle.cli", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=full_env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "oracle.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize(

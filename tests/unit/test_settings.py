@@ -22,7 +22,7 @@ def test_environment_beats_file_and_arguments_beat_environment(
 def test_bad_combinations_are_rejected_with_a_clear_message() -> None:
     with pytest.raises(ConfigError, match="finality_depth"):
         load_settings(chain={"confirmations": 10, "finality_depth": 5})
-    with pytest.raises(ConfigError, match="db.url"):
+    with pytest.raises(ConfigError, match=r"db\.url"):
         load_settings(db={"url": "mysql://x"})
     with pytest.raises(ConfigError, match="not both"):
         load_settings(signer={"private_key": "0x01", "keystore_path": "/k"})
