@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from sqlalchemy import select
-from web3.logs import DISCARD
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -98,7 +97,6 @@ def main() -> None:
                 total = (tx.broadcast_at - row.seen_at).total_seconds()
                 overheads.append(total - row.inference_s)
                 inference.append(row.inference_s)
-        _ = DISCARD
     bare = bare_onnxruntime_s()
     bt = args.block_time
     print(f"requests sent: {len(sent)}, fulfilled: {len(blocks)}")

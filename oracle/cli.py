@@ -145,7 +145,6 @@ def up(
     port: Annotated[int, typer.Option(min=1, max=65535, help="anvil RPC port.")] = 8545,
 ) -> None:
     """Start the local stack (anvil, redis, contracts, node, worker) until Ctrl-C."""
-    from oracle.registry import ArtifactStore, register_model
     from oracle.stack import LocalStack
 
     stack = LocalStack(workdir, block_time or None, anvil_port=port)
@@ -165,7 +164,6 @@ def up(
             for proc in (stack.node, stack.worker, stack.anvil, stack.redis):
                 if proc is not None and not proc.alive():
                     fail(f"{proc.name} exited; see {proc.log_path}", code=1)
-    _ = (ArtifactStore, register_model)
 
 
 def _register_example(stack: Any, settings: Settings) -> str:

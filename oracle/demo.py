@@ -10,11 +10,9 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from web3 import Web3
 from web3.logs import DISCARD
 
 from oracle.chain.client import CoordinatorClient, connect
-from oracle.chain.deploy import send
 from oracle.db import Database
 from oracle.fixedpoint import from_fixed, to_fixed
 from oracle.registry import ArtifactStore, register_model
@@ -110,7 +108,6 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
     _print_table(sent, console)
     done = sum(1 for item in sent if "done_at" in item and not item["err"])
     console.print(f"demo: {done}/{n} requests fulfilled")
-    _ = (send, Web3)
     return done
 
 

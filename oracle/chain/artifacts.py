@@ -47,10 +47,10 @@ def all_abis() -> tuple[tuple[dict[str, Any], ...], ...]:
     )
 
 
-def _abi_type(item: dict[str, Any]) -> str:
+def abi_type(item: dict[str, Any]) -> str:
     kind = str(item["type"])
     if kind.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[5:]
+        return "(" + ",".join(abi_type(c) for c in item["components"]) + ")" + kind[5:]
     return kind
 
 
@@ -60,7 +60,7 @@ def error_selectors(abi: Any) -> dict[bytes, tuple[str, list[str]]]:
     for item in abi:
         if item.get("type") != "error":
             continue
-        types = [_abi_type(i) for i in item.get("inputs", [])]
+        types = [abi_type(i) for i in item.get("inputs", [])]
         signature = f"{item['name']}({','.join(types)})"
         out[bytes(Web3.keccak(text=signature)[:4])] = (str(item["name"]), types)
     return out

@@ -16,7 +16,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import LogReceipt
 
-from oracle.chain.artifacts import all_abis, decode_revert, load_artifact
+from oracle.chain.artifacts import abi_type, all_abis, decode_revert, load_artifact
 from oracle.types import Mode, ModelId, RequestId, model_id_from_bytes
 
 
@@ -110,7 +110,7 @@ class CoordinatorClient:
     def _signature(self, event_name: str) -> str:
         for item in cast(list[dict[str, Any]], self.contract.abi):
             if item.get("type") == "event" and item.get("name") == event_name:
-                types = ",".join(_abi_type(inp) for inp in item["inputs"])
+                types = ",".join(abi_type(inp) for inp in item["inputs"])
                 return f"{event_name}({types})"
         raise KeyError(event_name)
 
@@ -190,11 +190,3 @@ class CoordinatorClient:
         return HexStr(
             self.contract.encode_abi("fulfill", args=[req.as_tuple(), output, err, proof])
         )
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    kind = str(item["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){kind[5:]}"
-    return kind

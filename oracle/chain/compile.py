@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from oracle.errors import OracleError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,12 +182,16 @@ def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
 
 
 def main() -> None:
+    from oracle.log import configure_logging
+
+    configure_logging()
+    log = structlog.get_logger(__name__)
     try:
         path = compile_contracts(force="--force" in sys.argv[1:])
     except CompileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("contracts.compile_failed", detail=str(exc))
         sys.exit(2)
-    print(f"contracts compiled into {path}")
+    log.info("contracts.compiled", out=str(path))
 
 
 if __name__ == "__main__":
