@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from web3 import Web3
 
@@ -69,6 +69,8 @@ class Listener:
         dispatch: Dispatch,
         store: ArtifactStore,
         start_block: int | None = None,
+        dispatch_proof: Dispatch | None = None,
+        proof_timeout_s: float = 600.0,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -77,6 +79,8 @@ class Listener:
         self.chain_id = chain_id
         self.address = coordinator.address
         self.dispatch = dispatch
+        self.dispatch_proof = dispatch_proof
+        self.proof_timeout_s = proof_timeout_s
         self.store = store
         self.start_block = start_block if start_block is not None else settings.start_block
         self._stop = threading.Event()
@@ -209,6 +213,31 @@ class Listener:
             )
         for row_id in ids:
             self._dispatch(row_id)
+        return len(ids) + self._redispatch_stale_proofs()
+
+    def _redispatch_stale_proofs(self) -> int:
+        """Hand out again proof jobs whose prover went quiet (killed, broker lost the job)."""
+        if self.dispatch_proof is None:
+            return 0
+        cutoff = utcnow() - timedelta(seconds=self.proof_timeout_s)
+        with self.db.session() as s:
+            rows = list(
+                s.scalars(
+                    select(InferenceRequest).where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.address,
+                        InferenceRequest.status == RequestStatus.PROVING.value,
+                        func.coalesce(InferenceRequest.proving_at, InferenceRequest.inferred_at)
+                        <= cutoff,
+                    )
+                )
+            )
+            for row in rows:
+                row.proving_at = utcnow()
+            ids = [row.id for row in rows]
+        for row_id in ids:
+            self.log.warning("listener.proof_redispatched", request_pk=row_id)
+            self.dispatch_proof(row_id)
         return len(ids)
 
     # -- helpers ---------------------------------------------------------------------

@@ -68,6 +68,8 @@ class Node:
             celery_app.enqueue_inference,
             ArtifactStore(Path(settings.store.path)),
             start_block=start_block,
+            dispatch_proof=celery_app.enqueue_proof,
+            proof_timeout_s=settings.zk.proof_timeout_s,
         )
         notifier = Notifier(settings.redis.url, self.chain_id, self.listener.address)
         self._notifiers.append(notifier)

@@ -19,6 +19,16 @@ from oracle.types import ModelId
 
 
 @dataclass(frozen=True)
+class ZkRecord:
+    """Where a Zk model's circuit lives and which verifier checks it."""
+
+    verifier: str
+    circuit_dir: Path
+    srs: Path
+    dev_srs: bool
+
+
+@dataclass(frozen=True)
 class ModelShape:
     input_length: int
     output_length: int
@@ -93,6 +103,11 @@ def upsert_model_record(db: Database, record: ModelRecord) -> None:
             s.add(record)
             return
         existing.artifact_path = record.artifact_path
+        if record.zk_path is not None:
+            existing.verifier = record.verifier
+            existing.zk_path = record.zk_path
+            existing.srs_path = record.srs_path
+            existing.dev_srs = record.dev_srs
 
 
 def get_model_record(db: Database, model_id: str) -> ModelRecord | None:
@@ -110,11 +125,13 @@ def register_model(
     path: Path,
     input_scale: int,
     output_scale: int,
+    zk: ZkRecord | None = None,
 ) -> tuple[ModelId, bool]:
     """Store ``path`` by hash and register it on chain. Returns (model id, newly registered).
 
     Running it again changes nothing; a conflicting earlier registration is an error,
-    because records are immutable (new settings are a new model).
+    because records are immutable (new settings are a new model). ``zk`` carries the
+    verifier and circuit artifacts of a model onboarded for Zk mode.
     """
     from oracle.chain.deploy import send
 
@@ -135,7 +152,16 @@ def register_model(
         if tuple(int(v) for v in have) != wanted:
             raise ModelError(
                 f"model {model_id} is already registered with (in, out, in_scale, out_scale) = "
-                f"{have}, not {wanted}; records are immutable"
+                f"{tuple(int(v) for v in have)}, not {wanted}; records are immutable "
+                "(new weights or settings are a new model: a new ONNX file)"
+            )
+        onchain_verifier = str(onchain["verifier"])
+        if (zk is None) != (int(onchain_verifier, 16) == 0) or (
+            zk is not None and onchain_verifier.lower() != zk.verifier.lower()
+        ):
+            raise ModelError(
+                f"model {model_id} is already registered with verifier {onchain_verifier}, "
+                f"not {zk.verifier if zk else 'none'}; records are immutable"
             )
     else:
         send(
@@ -147,7 +173,7 @@ def register_model(
                 shape.output_length,
                 input_scale,
                 output_scale,
-                "0x" + "00" * 20,
+                zk.verifier if zk else "0x" + "00" * 20,
             ),
         )
         created = True
@@ -162,6 +188,10 @@ def register_model(
                 input_scale=input_scale,
                 output_scale=output_scale,
                 owner=account.address,
+                verifier=zk.verifier if zk else None,
+                zk_path=str(zk.circuit_dir) if zk else None,
+                srs_path=str(zk.srs) if zk else None,
+                dev_srs=zk.dev_srs if zk else False,
             ),
         )
     return model_id, created

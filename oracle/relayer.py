@@ -1,11 +1,11 @@
 """The relayer: a durable transaction manager that posts fulfilments.
 
-For each inferred request it checks the request is still pending on chain, simulates
-``fulfill`` with ``eth_call``, signs an EIP-1559 transaction with the nonce it keeps in the
-database, saves the signed bytes, and only then broadcasts. A restart re-sends the same
-bytes (same nonce, same hash) instead of signing anew. Receipts are followed to the
-confirmation depth; a reverted fulfilment is re-checked against the chain, never blindly
-repeated.
+For each inferred (plain) or proved (Zk) request it checks the request is still pending on
+chain, simulates ``fulfill`` with ``eth_call``, signs an EIP-1559 transaction with the nonce
+it keeps in the database, saves the signed bytes, and only then broadcasts. A restart
+re-sends the same bytes (same nonce, same hash) instead of signing anew. Receipts are
+followed to the confirmation depth; a reverted fulfilment is re-checked against the chain,
+never blindly repeated.
 """
 
 from __future__ import annotations
@@ -39,6 +39,13 @@ _PENDING_TX = (TxStatus.SIGNED.value, TxStatus.BROADCAST.value, TxStatus.MINED.v
 _TRANSIENT_REVERTS = {"NotActiveNode", "InsufficientGasForCallback"}
 _ALREADY_SENT_HINTS = ("already known", "already imported", "known transaction")
 _NONCE_USED_HINTS = ("nonce too low", "nonce has already been used")
+# Rows ready to post: an output or error (plain), or an output with its proof (Zk).
+_READY = (RequestStatus.INFERRED.value, RequestStatus.PROVED.value)
+
+
+def _ready_status(row: InferenceRequest) -> str:
+    """Where a row goes back to when its transaction did not land."""
+    return RequestStatus.PROVED.value if row.proof else RequestStatus.INFERRED.value
 
 
 @dataclass
@@ -133,7 +140,7 @@ class Relayer:
                     .where(
                         InferenceRequest.chain_id == self.chain_id,
                         InferenceRequest.coordinator == self.coordinator.address,
-                        InferenceRequest.status == RequestStatus.INFERRED.value,
+                        InferenceRequest.status.in_(_READY),
                     )
                     .order_by(InferenceRequest.id)
                     .limit(64)
@@ -165,7 +172,7 @@ class Relayer:
         )
         output = [int(v) for v in row.output] if row.output else []
         err = (row.error or "").encode()[:MAX_ERR_BYTES]
-        data = self.coordinator.fulfill_calldata(req, output, err, b"")
+        data = self.coordinator.fulfill_calldata(req, output, err, row.proof or b"")
         call: dict[str, Any] = {"from": self.sender, "to": self.coordinator.address, "data": data}
         try:
             self.w3.eth.call(call, "latest")  # type: ignore[arg-type]
@@ -204,7 +211,7 @@ class Relayer:
                 )
             )
             db_row = s.get(InferenceRequest, row.id)
-            if db_row is None or db_row.status != RequestStatus.INFERRED.value:
+            if db_row is None or db_row.status not in _READY:
                 raise TransactionError(f"request row {row.id} changed while signing")
             db_row.status = RequestStatus.SUBMITTED.value
             db_row.fulfil_tx_hash = tx_hash
@@ -337,7 +344,7 @@ class Relayer:
             tx.status = TxStatus.DROPPED.value
             row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
             if row is not None and row.status == RequestStatus.SUBMITTED.value:
-                row.status = RequestStatus.INFERRED.value  # re-checked against the chain first
+                row.status = _ready_status(row)  # re-checked against the chain first
         self._nonce = None
         self.log.warning("relayer.tx_dropped", tx_id=tx_id)
 
@@ -378,7 +385,7 @@ class Relayer:
                 row.status = RequestStatus.FAILED.value
                 row.error = (row.error or "") + " | fulfilment reverted on chain"
             else:
-                row.status = RequestStatus.INFERRED.value  # re-checked against the chain first
+                row.status = _ready_status(row)  # re-checked against the chain first
             rlog.warning("relayer.reverted", reverted=reverted)
 
     def _close(self, row_id: int, status: RequestStatus, reason: str) -> None:

@@ -100,6 +100,24 @@ class RelayerSettings(BaseModel):
     idle_wait_s: float = Field(default=0.5, gt=0)
 
 
+class ZkSettings(BaseModel):
+    """EZKL circuits: how onboarding builds them, the budget it refuses past, and proving."""
+
+    target: Literal["resources", "accuracy"] = Field(
+        default="resources", description="Calibration target: smaller circuit or closer output."
+    )
+    num_inner_cols: int = Field(default=1, ge=1, le=8, description="Fewer columns, less gas.")
+    decomp_base: int = Field(default=128, ge=2, le=1 << 20)
+    decomp_legs: int = Field(default=4, ge=1, le=16)
+    max_logrows: int = Field(default=20, ge=6, le=26, description="Refuse bigger circuits.")
+    max_prover_memory_mb: int = Field(
+        default=8192, ge=64, description="Refuse circuits whose prover would need more."
+    )
+    proof_timeout_s: float = Field(
+        default=600.0, gt=0, description="A proof job older than this is handed out again."
+    )
+
+
 class StoreSettings(BaseModel):
     """Model artifacts, addressed by hash. Point several hosts at one shared path."""
 
@@ -123,6 +141,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     worker: WorkerSettings = WorkerSettings()
+    zk: ZkSettings = ZkSettings()
     relayer: RelayerSettings = RelayerSettings()
     store: StoreSettings = StoreSettings()
     metrics: MetricsSettings = MetricsSettings()

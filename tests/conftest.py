@@ -167,16 +167,22 @@ class Stack:
     model_id: str
     worker: OracleProcess
     tmp: Path
+    worker_env: dict[str, str]
 
     def request(
-        self, values: list[int], gas: int = 300_000, mode: int = 0, consumer: Any = None
+        self,
+        values: list[int],
+        gas: int = 300_000,
+        mode: int = 0,
+        consumer: Any = None,
+        model_id: str | None = None,
     ) -> int:
         requester = (
             self.requester
             if consumer is None
             else Requester(self.w3, self.coordinator, consumer, self.requester.account)
         )
-        request_id, _ = requester.submit(self.model_id, values, mode, gas)
+        request_id, _ = requester.submit(model_id or self.model_id, values, mode, gas)
         return request_id
 
     def wait_result(self, request_id: int, timeout: float = 30.0) -> tuple[bool, list[int], bytes]:
@@ -261,7 +267,17 @@ def stack(anvil: Anvil, db_url: str, redis_server: RedisServer, tmp_path: Path) 
     requester = Requester.from_settings(settings, key=REQUESTER_KEY)
     try:
         yield Stack(
-            anvil, w3, deployment, settings, db, coordinator, requester, model_id, worker, tmp_path
+            anvil,
+            w3,
+            deployment,
+            settings,
+            db,
+            coordinator,
+            requester,
+            model_id,
+            worker,
+            tmp_path,
+            env,
         )
     finally:
         worker.stop()
@@ -276,3 +292,72 @@ def running_node(stack: Stack) -> Iterator[Any]:
     node.start()
     yield node
     node.stop()
+
+
+# -- zk mode ------------------------------------------------------------------------------
+EXAMPLE_CALIBRATION = ROOT / "models" / "example_mlp.calibration.json"
+
+
+@dataclass(frozen=True)
+class ZkModel:
+    onnx: Path
+    model_id: str
+
+
+def onnx_variant(dest: Path, tag: str, weight_factor: float = 1.0) -> Path:
+    """A copy of the example model with its own bytes (so its own model id); with a
+    ``weight_factor`` other than 1 it is also a different function (a different circuit)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(EXAMPLE_MODEL))
+    model.doc_string = f"test variant {tag}"
+    if weight_factor != 1.0:
+        for i, init in enumerate(model.graph.initializer):
+            scaled = numpy_helper.to_array(init).astype(np.float32) * np.float32(weight_factor)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(scaled, init.name))
+    onnx.save(model, str(dest))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def zk_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Circuits built once per session (dev SRS): 'a' and 'b' are different functions."""
+    from oracle import onboarding, zk
+    from oracle.registry import model_id_of
+
+    root = tmp_path_factory.mktemp("zkstore")
+    store = ArtifactStore(root / "models")
+    models: dict[str, Any] = {"root": store.root}
+    for tag, factor in (("a", 1.0), ("b", 0.5)):
+        path = onnx_variant(root / f"zk_{tag}.onnx", tag, factor)
+        onboarding.build(
+            store,
+            path,
+            EXAMPLE_CALIBRATION,
+            onboarding.SrsChoice(dev=True),
+            zk.CircuitParams(),
+            lambda _: None,
+        )
+        models[tag] = ZkModel(path, model_id_of(path))
+    return models
+
+
+def seed_store(zk_store: dict[str, Any], dest: Path) -> None:
+    """Copy the session's built circuits into a test's own artifact store."""
+    for sub in ("zk", "srs"):
+        shutil.copytree(zk_store["root"] / sub, dest / sub, dirs_exist_ok=True)
+
+
+def start_prover(stack: Stack) -> OracleProcess:
+    ready = stack.tmp / "prover.ready"
+    prover = OracleProcess(
+        "prover",
+        ["worker", "--queue", "proof", "--ready-file", str(ready)],
+        stack.worker_env,
+        stack.tmp / "prover.log",
+        ready=file_exists(ready),
+    )
+    prover.start()
+    return prover

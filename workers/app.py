@@ -13,8 +13,9 @@ from oracle.settings import Settings
 INFERENCE_QUEUE = "inference"
 PROOF_QUEUE = "proof"
 INFERENCE_TASK = "oracle.inference"
+PROOF_TASK = "oracle.prove"
 
-app = Celery("oracle", include=["workers.inference"])
+app = Celery("oracle", include=["workers.inference", "workers.proving"])
 
 
 def configure(settings: Settings) -> Celery:
@@ -27,7 +28,10 @@ def configure(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=INFERENCE_QUEUE,
-        task_routes={INFERENCE_TASK: {"queue": INFERENCE_QUEUE}},
+        task_routes={
+            INFERENCE_TASK: {"queue": INFERENCE_QUEUE},
+            PROOF_TASK: {"queue": PROOF_QUEUE},
+        },
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
@@ -43,3 +47,8 @@ def configure(settings: Settings) -> Celery:
 def enqueue_inference(row_id: int) -> None:
     """Hand one request row to the inference queue (by id, never the row itself)."""
     app.send_task(INFERENCE_TASK, args=[row_id], queue=INFERENCE_QUEUE)
+
+
+def enqueue_proof(row_id: int) -> None:
+    """Hand one inferred Zk request row to the proof queue."""
+    app.send_task(PROOF_TASK, args=[row_id], queue=PROOF_QUEUE)

@@ -23,11 +23,12 @@ from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.db.models import utcnow
 from oracle.errors import InferenceError, InputError, ModelError
 from oracle.fixedpoint import INT256_MAX, INT256_MIN
-from oracle.notify import Notifier
 from oracle.registry import ArtifactStore
 from oracle.settings import Settings
-from oracle.types import RequestStatus
-from workers.app import INFERENCE_TASK, app
+from oracle.types import Mode, RequestStatus
+from workers.app import INFERENCE_TASK, app, enqueue_proof
+from workers.notify import reset as reset_notifiers
+from workers.notify import wake_relayer
 from workers.runtime import SessionCache
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,7 @@ CLAIMABLE = (RequestStatus.SEEN.value, RequestStatus.QUEUED.value)
 @dataclass(frozen=True)
 class Outcome:
     row_id: int
-    status: str  # "inferred", "error" or "skipped"
+    status: str  # "inferred", "proving" (Zk: handed to the prover), "error" or "skipped"
     output: list[int] | None = None
     error: str | None = None
 
@@ -102,6 +103,12 @@ class InferenceService:
             x = np.array(values, dtype=np.float64) / float(1 << record.input_scale)
             y = model.run(x.astype(np.float32))
             output = quantize_output(y, record)
+            if row.mode == Mode.ZK:
+                if not record.verifier:
+                    raise InputError("model has no verifier: Zk mode is not available")
+                elapsed = time.perf_counter() - started
+                bound.info("inference.done_for_proof", seconds=round(elapsed, 6))
+                return self._to_prover(row_id, [float(v) for v in y], elapsed)
         except InputError as exc:
             bound.info("inference.rejected", reason=str(exc))
             return self._finish(row_id, None, str(exc), time.perf_counter() - started)
@@ -136,6 +143,22 @@ class InferenceService:
             s.expunge_all()
             return row, record
 
+    def _to_prover(self, row_id: int, reference: list[float], seconds: float) -> Outcome:
+        """Zk mode: keep onnxruntime's float output as the reference and hand over."""
+        with self.db.session() as s:
+            result = s.execute(
+                update(InferenceRequest)
+                .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(CLAIMABLE))
+                .values(
+                    status=RequestStatus.PROVING.value,
+                    reference_output=reference,
+                    inference_s=seconds,
+                    inferred_at=utcnow(),
+                )
+            )
+            won = result.rowcount == 1  # type: ignore[attr-defined]
+        return Outcome(row_id, "proving" if won else "skipped")
+
     def _finish(
         self, row_id: int, output: list[int] | None, error: str | None, seconds: float
     ) -> Outcome:
@@ -159,7 +182,6 @@ class InferenceService:
 
 # -- Celery wiring -----------------------------------------------------------------------
 _service: InferenceService | None = None
-_notifiers: dict[tuple[int, str], Notifier] = {}
 
 
 def _get_service() -> InferenceService:
@@ -177,7 +199,7 @@ def _reset_after_fork(**_: Any) -> None:
     # Connections and sessions must not be shared across a fork.
     global _service  # noqa: PLW0603
     _service = None
-    _notifiers.clear()
+    reset_notifiers()
 
 
 @app.task(
@@ -194,22 +216,8 @@ def run_inference(self: Task, row_id: int) -> str:
     """Celery entry point: takes a row id, never the row."""
     service = _get_service()
     outcome = service.run(row_id)
-    if outcome.status != "skipped":
-        _wake_relayer(service, row_id)
+    if outcome.status == "proving":
+        enqueue_proof(row_id)
+    elif outcome.status != "skipped":
+        wake_relayer(service.db, service.settings.redis.url, row_id)
     return outcome.status
-
-
-def _wake_relayer(service: InferenceService, row_id: int) -> None:
-    with service.db.session() as s:
-        row = s.get(InferenceRequest, row_id)
-        if row is None:
-            return
-        key = (row.chain_id, row.coordinator)
-    notifier = _notifiers.get(key)
-    if notifier is None:
-        notifier = Notifier(service.settings.redis.url, key[0], key[1])
-        _notifiers[key] = notifier
-    try:
-        notifier.wake()
-    except Exception:
-        log.warning("inference.wake_failed", request_pk=row_id)

@@ -124,14 +124,38 @@ def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
         and json.loads(info.read_text()).get("fingerprint") == fingerprint
     ):
         return out
-    node = shutil.which("node")
-    if node is None:
-        raise CompileError("node is not installed: the Solidity compiler runs on Node.js")
     std_input = {
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in sources.items()},
         "settings": SETTINGS,
     }
+    result = run_solc(std_input, root)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for unit, contracts in result.get("contracts", {}).items():
+        if not unit.startswith("src/"):
+            continue
+        for name, data in contracts.items():
+            artifact = {
+                "contractName": name,
+                "sourceName": unit,
+                "abi": data["abi"],
+                "bytecode": "0x" + data["evm"]["bytecode"]["object"],
+                "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+                "compiler": f"solc-js {version}",
+                "sourceHash": hashlib.sha256(sources[unit].encode()).hexdigest(),
+            }
+            (out / f"{name}.json").write_text(json.dumps(artifact, indent=1))
+    info.write_text(json.dumps({"fingerprint": fingerprint, "compiler": version}))
+    return out
+
+
+def run_solc(std_input: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
+    """Run solc-js on a standard-JSON input; return its output, raising on any error."""
+    node = shutil.which("node")
+    if node is None:
+        raise CompileError("node is not installed: the Solidity compiler runs on Node.js")
     # Drive solc-js through its JS API and write the result to a file: its CLI can exit
     # before a large stdout pipe is drained, truncating the JSON.
     with tempfile.TemporaryDirectory(prefix="solc-") as tmp:
@@ -152,7 +176,7 @@ def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
         if proc.returncode != 0 or not out_path.exists():
             raise CompileError(f"solc-js exited {proc.returncode}: {proc.stderr.strip()[:2000]}")
         try:
-            result = json.loads(out_path.read_text())
+            result: dict[str, Any] = json.loads(out_path.read_text())
         except ValueError as exc:
             raise CompileError(f"solc-js wrote invalid JSON: {exc}") from exc
     errors = [e for e in result.get("errors", []) if e.get("severity") == "error"]
@@ -160,25 +184,33 @@ def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
         raise CompileError(
             "\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
         )
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for unit, contracts in result.get("contracts", {}).items():
-        if not unit.startswith("src/"):
-            continue
-        for name, data in contracts.items():
-            artifact = {
-                "contractName": name,
-                "sourceName": unit,
-                "abi": data["abi"],
-                "bytecode": "0x" + data["evm"]["bytecode"]["object"],
-                "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
-                "compiler": f"solc-js {version}",
-                "sourceHash": hashlib.sha256(sources[unit].encode()).hexdigest(),
-            }
-            (out / f"{name}.json").write_text(json.dumps(artifact, indent=1))
-    info.write_text(json.dumps({"fingerprint": fingerprint, "compiler": version}))
-    return out
+    return result
+
+
+def compile_standalone(source: Path, contract: str, root: Path = ROOT) -> dict[str, Any]:
+    """Compile one self-contained file (a generated verifier); return its artifact dict."""
+    text = source.read_text()
+    result = run_solc(
+        {
+            "language": "Solidity",
+            "sources": {source.name: {"content": text}},
+            "settings": SETTINGS,
+        },
+        root,
+    )
+    try:
+        data = result["contracts"][source.name][contract]
+    except KeyError as exc:
+        raise CompileError(f"{source} has no contract named {contract!r}") from exc
+    return {
+        "contractName": contract,
+        "sourceName": source.name,
+        "abi": data["abi"],
+        "bytecode": "0x" + data["evm"]["bytecode"]["object"],
+        "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+        "compiler": f"solc-js {_compiler_version(root)}",
+        "sourceHash": hashlib.sha256(text.encode()).hexdigest(),
+    }
 
 
 def main() -> None:

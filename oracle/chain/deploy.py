@@ -94,6 +94,20 @@ def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any) -> tuple[str,
     return str(receipt["contractAddress"]), receipt
 
 
+def deploy_artifact(w3: Web3, account: LocalAccount, artifact: dict[str, Any]) -> str:
+    """Deploy a contract built outside ``solidity/src`` (a generated verifier)."""
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    tx = factory.constructor().build_transaction(
+        {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        }
+    )
+    receipt = _sign_and_wait(w3, account, tx, f"deploy {artifact['contractName']}")
+    return Web3.to_checksum_address(str(receipt["contractAddress"]))
+
+
 def _sign_and_wait(w3: Web3, account: LocalAccount, tx: Any, what: str) -> Any:
     signed = account.sign_transaction(tx)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)

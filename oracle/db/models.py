@@ -81,6 +81,9 @@ class ModelRecord(Base):
     output_scale: Mapped[int] = mapped_column(Integer)
     verifier: Mapped[str | None] = mapped_column(String(42), default=None)
     owner: Mapped[str | None] = mapped_column(String(42), default=None)
+    zk_path: Mapped[str | None] = mapped_column(Text, default=None)
+    srs_path: Mapped[str | None] = mapped_column(Text, default=None)
+    dev_srs: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -114,11 +117,19 @@ class InferenceRequest(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_succeeded: Mapped[bool | None] = mapped_column(Boolean, default=None)
     fulfil_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    # Zk mode: onnxruntime's float output, then the proof and the circuit's distance from it.
+    reference_output: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    proof: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    proof_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    circuit_deviation: Mapped[float | None] = mapped_column(Float, default=None)
 
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     inferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     inference_s: Mapped[float | None] = mapped_column(Float, default=None)
+    proving_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    proved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    prove_s: Mapped[float | None] = mapped_column(Float, default=None)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     fulfilled_block: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -32,7 +32,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint8 internal constant MODE_OPTIMISTIC = 2;
     /// @dev Order of the BN254 scalar field: EZKL's public instances live there.
     uint256 internal constant FIELD_MODULUS =
-        21888242871839275222246617145695784233186341804663089166497141083142217808617;
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @dev Gas kept back for the work after the callback (event, return) and the call itself.
     uint256 internal constant CALLBACK_GAS_MARGIN = 5_000;
 
@@ -67,6 +67,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error RequestNotPending(uint256 requestId);
     error CommitmentMismatch(uint256 requestId);
     error InvalidProof(uint256 requestId);
+    error UnprovenOutput(uint256 requestId);
     error InsufficientGasForCallback(uint256 requestId);
     error NotRequestConsumer(uint256 requestId, address caller);
     error RequestNotExpired(uint256 requestId, uint256 deadlineBlock);
@@ -99,6 +100,8 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         uint256 indexed requestId, address indexed node, bool callbackSucceeded, int256[] output, bytes err
     );
     /// @notice An expired request was cancelled and its fee refunded to the consumer.
+    /// @notice A Zk request was answered with an error and no proof: its fee is owed to the consumer.
+    event FeeRefunded(uint256 indexed requestId, address indexed consumer, uint256 amount);
     event RequestCancelled(uint256 indexed requestId, address indexed consumer, uint256 refund);
 
     /// @param minStake Wei a node must stake to fulfil.
@@ -212,12 +215,13 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         return s_fees;
     }
 
-    /// @notice Fees a node has earned and not yet withdrawn.
+    /// @notice Wei owed to `node` and not yet withdrawn: fees a node earned, or fees refunded to a
+    /// consumer whose Zk request was answered with an error.
     function nodeBalance(address node) external view returns (uint256) {
         return s_nodeBalances[node];
     }
 
-    /// @notice Withdraw the caller's earned fees to `to`.
+    /// @notice Withdraw what the caller is owed (earned fees or refunds) to `to`.
     function withdrawFees(address payable to) external nonReentrant {
         uint256 amount = s_nodeBalances[msg.sender];
         if (amount == 0) revert NothingToWithdraw(msg.sender);
@@ -274,7 +278,8 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice Answer a pending request. Only active nodes; the request must match its commitment.
     /// @dev In Zk mode a successful answer must carry a proof the model's verifier accepts, with the
     /// request's input followed by `output` as public instances. The consumer's callback gets exactly
-    /// `callbackGasLimit` gas and its failure does not revert this call.
+    /// `callbackGasLimit` gas and its failure does not revert this call. A Zk error answer carries no
+    /// output (`UnprovenOutput`) and refunds the fee to the consumer instead of paying the node.
     /// @param req The request exactly as committed.
     /// @param output Fixed-point output (empty when `err` is set).
     /// @param err Empty on success, otherwise a short reason.
@@ -287,10 +292,20 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         bytes32 stored = s_commitments[req.requestId];
         if (stored == bytes32(0)) revert RequestNotPending(req.requestId);
         if (stored != keccak256(abi.encode(req))) revert CommitmentMismatch(req.requestId);
-        if (req.mode == MODE_ZK && err.length == 0) _verify(req, output, proof);
+        if (req.mode == MODE_ZK) {
+            if (err.length == 0) _verify(req, output, proof);
+            else if (output.length != 0) revert UnprovenOutput(req.requestId);
+        }
 
         delete s_commitments[req.requestId];
-        s_nodeBalances[msg.sender] += req.fee;
+        if (req.mode == MODE_ZK && err.length != 0) {
+            // An unproven failure earns nothing: the consumer gets its fee back (withdrawable),
+            // so a node gains nothing by answering "failed" instead of proving.
+            s_nodeBalances[req.consumer] += req.fee;
+            emit FeeRefunded(req.requestId, req.consumer, req.fee);
+        } else {
+            s_nodeBalances[msg.sender] += req.fee;
+        }
 
         bytes memory payload =
             abi.encodeCall(IInferenceConsumer.rawFulfillInference, (req.requestId, output, err));

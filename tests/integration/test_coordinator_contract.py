@@ -335,3 +335,18 @@ def test_node_stake_and_fee_withdrawal(chain: Chain) -> None:
         "NothingToWithdraw",
         lambda: send(chain.w3, NODE, chain.coord.contract.functions.withdrawFees(OUTSIDER.address)),
     )
+
+
+def test_zk_error_answer_carries_no_output_and_refunds_the_consumer(chain: Chain) -> None:
+    req = chain.request([1, 2], mode=1, model=ZK_MODEL)
+    reverts_with("UnprovenOutput", lambda: chain.fulfill(req, [5], err=b"model failed"))
+    node_before = chain.coord.contract.functions.nodeBalance(NODE.address).call()
+    receipt = chain.fulfill(req, [], err=b"model failed")
+    refunds = chain.coord.contract.events.FeeRefunded().process_receipt(receipt, errors=DISCARD)
+    assert [(e["args"]["requestId"], e["args"]["amount"]) for e in refunds] == [
+        (req.request_id, req.fee)
+    ]
+    balance = chain.coord.contract.functions.nodeBalance
+    assert balance(chain.consumer.address).call() == req.fee
+    assert balance(NODE.address).call() == node_before  # no pay for an unproven failure
+    assert chain.consumer.functions.getResult(req.request_id).call()[2] == b"model failed"

@@ -1,0 +1,252 @@
+"""Onboarding a model for Zk mode: circuit, keys, verifier contract, registry record.
+
+    oracle model register MODEL.onnx --zk --calibration DATA.json (--srs FILE | --dev-srs)
+
+Every artifact lands in the store addressed by hash: the circuit under
+``zk/<model id>/`` (settings, compiled circuit, keys, verifier source and build, and a
+``manifest.json`` with their SHA-256), the SRS under ``srs/<sha256>.srs``. The circuit is
+built in a scratch directory and renamed into place only when complete, so a crash leaves
+nothing half-made, and a second run finds the manifest and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from oracle import zk
+from oracle.chain.compile import compile_standalone
+from oracle.db import Database
+from oracle.errors import ModelError, ProofError
+from oracle.registry import ArtifactStore, ZkRecord, inspect_onnx, model_id_of, register_model
+from oracle.types import ModelId
+
+log = structlog.get_logger(__name__)
+
+EIP170_LIMIT = 24_576
+MANIFEST = "manifest.json"
+VERIFIER_ARTIFACT = "Verifier.json"
+
+
+@dataclass(frozen=True)
+class SrsChoice:
+    """``path`` for a real SRS the operator provides, or ``dev`` for a local insecure one."""
+
+    path: Path | None = None
+    dev: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (not self.dev):
+            raise ModelError("give exactly one of --srs FILE or --dev-srs")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model_id: str
+    logrows: int
+    input_scale: int
+    output_scale: int
+    srs: str  # file name under <store>/srs
+    dev_srs: bool
+    files: dict[str, str]  # name -> sha256
+    verifier_runtime_bytes: int
+
+    @classmethod
+    def read(cls, circuit_dir: Path) -> Manifest:
+        return cls(**json.loads((circuit_dir / MANIFEST).read_text()))
+
+    def write(self, circuit_dir: Path) -> None:
+        (circuit_dir / MANIFEST).write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    model_id: ModelId
+    verifier: str
+    newly_registered: bool
+    manifest: Manifest
+    circuit_dir: Path
+
+
+def circuit_dir(store: ArtifactStore, model_id: str) -> Path:
+    return store.root / "zk" / model_id.lower().removeprefix("0x")
+
+
+def srs_dir(store: ArtifactStore) -> Path:
+    return store.root / "srs"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _store_srs(store: ArtifactStore, src: Path) -> Path:
+    digest = _sha256(src)
+    dest = srs_dir(store) / f"{digest}.srs"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".part")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    return dest
+
+
+def check_circuit(store: ArtifactStore, model_id: str) -> tuple[zk.CircuitFiles, Manifest]:
+    """The model's circuit files, each checked against the manifest's hash."""
+    root = circuit_dir(store, model_id)
+    if not (root / MANIFEST).exists():
+        raise ModelError(f"no zk circuit for {model_id} in the store ({root})")
+    manifest = Manifest.read(root)
+    for name, digest in manifest.files.items():
+        if _sha256(root / name) != digest:
+            raise ModelError(f"zk artifact {root / name} does not match its manifest hash")
+    return zk.CircuitFiles(root), manifest
+
+
+def build(
+    store: ArtifactStore,
+    onnx_path: Path,
+    calibration: Path,
+    srs: SrsChoice,
+    params: zk.CircuitParams,
+    progress: zk.Progress,
+) -> tuple[ModelId, Manifest]:
+    """Build (or find) the circuit for ``onnx_path``; no chain access."""
+    model_id = model_id_of(onnx_path)
+    final = circuit_dir(store, model_id)
+    if (final / MANIFEST).exists():
+        _, manifest = check_circuit(store, model_id)
+        progress(f"circuit for {model_id} already built: nothing to do")
+        return model_id, manifest
+    if not calibration.is_file():
+        raise ModelError(f"calibration data {calibration} is not a file")
+    _check_calibration(calibration, inspect_onnx(onnx_path).input_length)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        files = zk.CircuitFiles(scratch)
+        info = zk.build_circuit(onnx_path, calibration, files, params, progress)
+        if srs.dev:
+            progress(f"generating a development SRS for 2^{info.logrows} rows")
+            progress(zk.DEV_SRS_WARNING)
+            made = scratch / "dev.srs"
+            zk.generate_dev_srs(made, info.logrows)
+            srs_path = _store_srs(store, made)
+            made.unlink()
+        elif srs.path is not None:
+            have = zk.srs_logrows(srs.path)
+            if have < info.logrows:
+                raise ProofError(
+                    f"SRS {srs.path} covers 2^{have} rows; the circuit needs 2^{info.logrows}"
+                )
+            srs_path = _store_srs(store, srs.path)
+        progress(f"key setup (estimated prover memory {info.est_prover_memory_mb} MB)")
+        zk.setup_keys(files, srs_path)
+        progress("rendering the Solidity verifier")
+        zk.write_verifier(files, srs_path)
+        progress("compiling the verifier with solc (npm)")
+        artifact = compile_standalone(files.verifier_sol, zk.VERIFIER_CONTRACT)
+        runtime = len(artifact["deployedBytecode"]) // 2 - 1
+        if runtime > EIP170_LIMIT:
+            raise ProofError(
+                f"the verifier is {runtime} bytes, over the EIP-170 limit of {EIP170_LIMIT} "
+                f"by {runtime - EIP170_LIMIT}; lower zk.num_inner_cols or the model size"
+            )
+        (scratch / VERIFIER_ARTIFACT).write_text(json.dumps(artifact))
+        names = [p.name for p in files.hashed()] + [VERIFIER_ARTIFACT]
+        manifest = Manifest(
+            model_id=model_id,
+            logrows=info.logrows,
+            input_scale=info.input_scale,
+            output_scale=info.output_scale,
+            srs=srs_path.name,
+            dev_srs=srs.dev,
+            files={name: _sha256(scratch / name) for name in names},
+            verifier_runtime_bytes=runtime,
+        )
+        manifest.write(scratch)
+        os.replace(scratch, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return model_id, manifest
+
+
+def _check_calibration(path: Path, input_length: int) -> None:
+    try:
+        data = json.loads(path.read_text())
+        rows = data["input_data"]
+        flat = [float(v) for row in rows for v in row]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f'{path}: calibration data must be JSON {{"input_data": [[numbers, ...]]}} ({exc})'
+        ) from exc
+    if not flat or len(flat) % input_length:
+        raise ModelError(
+            f"{path}: {len(flat)} calibration values is not a whole number of "
+            f"{input_length}-value inputs"
+        )
+
+
+def onboard(
+    db: Database | None,
+    store: ArtifactStore,
+    coordinator: Any,
+    account: LocalAccount,
+    onnx_path: Path,
+    calibration: Path,
+    srs: SrsChoice,
+    params: zk.CircuitParams,
+    progress: zk.Progress = lambda _: None,
+) -> Onboarded:
+    """Build the circuit, deploy its verifier, register the model. Idempotent."""
+    from oracle.chain.deploy import deploy_artifact
+
+    model_id, manifest = build(store, onnx_path, calibration, srs, params, progress)
+    files, _ = check_circuit(store, model_id)
+    artifact = json.loads((files.root / VERIFIER_ARTIFACT).read_text())
+    onchain = coordinator.model(model_id)
+    w3: Web3 = coordinator.w3
+    verifier: str
+    if onchain["exists"] and int(str(onchain["verifier"]), 16) != 0:
+        verifier = Web3.to_checksum_address(str(onchain["verifier"]))
+        code = "0x" + bytes(w3.eth.get_code(verifier)).hex()
+        if code.lower() != str(artifact["deployedBytecode"]).lower():
+            raise ModelError(
+                f"model {model_id} is registered with verifier {verifier}, whose code is not "
+                "this circuit's verifier; records are immutable"
+            )
+    else:
+        progress("deploying the verifier")
+        verifier = deploy_artifact(w3, account, artifact)
+    if manifest.dev_srs:
+        log.warning("zk.dev_srs", model_id=model_id, warning=zk.DEV_SRS_WARNING)
+    model_id, created = register_model(
+        db,
+        store,
+        coordinator,
+        account,
+        onnx_path,
+        manifest.input_scale,
+        manifest.output_scale,
+        zk=ZkRecord(
+            verifier=verifier,
+            circuit_dir=files.root,
+            srs=srs_dir(store) / manifest.srs,
+            dev_srs=manifest.dev_srs,
+        ),
+    )
+    return Onboarded(model_id, verifier, created, manifest, files.root)

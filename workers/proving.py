@@ -1,0 +1,231 @@
+"""The proving stage (Zk mode): one inferred request row in, an EZKL proof out.
+
+The inference worker has already checked the input and stored onnxruntime's float output
+as ``reference_output``; this stage runs the circuit on the request's exact on-chain
+integers, proves, verifies the proof locally, and posts the *circuit's* output (the
+only output the verifier will accept), recording how far it is from the float output.
+
+Idempotent like inference: a row is claimed with a conditional update that counts
+``proof_attempts``; past ``worker.max_attempts`` the request gets an error answer. A
+prover killed mid-proof leaves the row ``proving``: Celery redelivers the job
+(``reject_on_worker_lost``) and, failing that, the listener re-dispatches rows whose
+claim is older than ``zk.proof_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from celery import Task
+from celery.signals import worker_process_init
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from oracle import zk
+from oracle.db import Database, InferenceRequest, ModelRecord
+from oracle.db.models import utcnow
+from oracle.errors import ModelError, ProofError
+from oracle.onboarding import check_circuit, srs_dir
+from oracle.registry import ArtifactStore
+from oracle.settings import Settings
+from oracle.types import RequestStatus
+from workers.app import PROOF_TASK, app
+from workers.notify import wake_relayer
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ProofOutcome:
+    row_id: int
+    status: str  # "proved", "error" or "skipped"
+    output: list[int] | None = None
+    error: str | None = None
+    deviation: float | None = None
+
+
+def max_deviation(output: list[int], scale: int, reference: list[float]) -> float:
+    """Largest |circuit output - onnxruntime float output|, in model units."""
+    if len(output) != len(reference):
+        return float("inf")
+    return max(
+        (abs(q / (1 << scale) - r) for q, r in zip(output, reference, strict=True)), default=0.0
+    )
+
+
+class ProverCache:
+    """One :class:`zk.Prover` per model for the life of the worker process; the artifacts'
+    hashes are checked against the manifest when a model is first loaded."""
+
+    def __init__(self, store: ArtifactStore, workdir: Path) -> None:
+        self.store = store
+        self.workdir = workdir
+        self._provers: dict[str, tuple[zk.Prover, bool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model_id: str) -> tuple[zk.Prover, bool]:
+        """(prover, whether it uses an insecure development SRS)."""
+        with self._lock:
+            cached = self._provers.get(model_id)
+            if cached is None:
+                files, manifest = check_circuit(self.store, model_id)
+                prover = zk.Prover(files, srs_dir(self.store) / manifest.srs, self.workdir)
+                cached = (prover, manifest.dev_srs)
+                self._provers[model_id] = cached
+            return cached
+
+
+class ProvingService:
+    """Proves one request; plain code so it can be tested without Celery."""
+
+    def __init__(self, settings: Settings, db: Database, provers: ProverCache) -> None:
+        self.settings = settings
+        self.db = db
+        self.provers = provers
+
+    def run(self, row_id: int) -> ProofOutcome:
+        claimed = self._claim(row_id)
+        if claimed is None:
+            return ProofOutcome(row_id, "skipped")
+        row, record = claimed
+        bound = log.bind(request_pk=row_id, request_id=row.request_id, model_id=row.model_id)
+        if row.proof_attempts > self.settings.worker.max_attempts:
+            bound.warning("proving.poison", attempts=row.proof_attempts)
+            return self._fail(
+                row_id, f"proof failed: gave up after {row.proof_attempts - 1} attempts"
+            )
+        try:
+            if record is None:
+                raise ModelError(f"model {row.model_id} is not in the local registry")
+            prover, dev_srs = self.provers.get(row.model_id)
+        except (ModelError, ProofError) as exc:
+            bound.error("proving.model_unavailable", reason=str(exc))
+            return self._fail(row_id, "proof failed: circuit unavailable")
+        if dev_srs:
+            bound.warning("proving.dev_srs", warning=zk.DEV_SRS_WARNING)
+        try:
+            proof = prover.prove([int(v) for v in row.input], tag=f"{row_id}-{os.getpid()}")
+        except ProofError as exc:
+            bound.error("proving.failed", reason=str(exc))
+            reason = str(exc)
+            if not reason.startswith("input is not exactly representable"):
+                reason = "proof failed: the circuit rejected this input"
+            return self._fail(row_id, reason)
+        deviation = max_deviation(
+            proof.output,
+            prover.info.output_scale,
+            [float(v) for v in (row.reference_output or [])],
+        )
+        bound.info(
+            "proving.done",
+            prove_s=round(proof.prove_s, 4),
+            witness_s=round(proof.witness_s, 4),
+            verify_s=round(proof.verify_s, 4),
+            deviation=deviation,
+            proof_bytes=len(proof.proof),
+        )
+        return self._finish(row_id, proof, deviation)
+
+    def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
+        with self.db.session() as s:
+            result = s.execute(
+                update(InferenceRequest)
+                .where(
+                    InferenceRequest.id == row_id,
+                    InferenceRequest.status == RequestStatus.PROVING.value,
+                )
+                .values(proof_attempts=InferenceRequest.proof_attempts + 1, proving_at=utcnow())
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = s.get(InferenceRequest, row_id)
+            if row is None:
+                return None
+            record = s.scalars(
+                select(ModelRecord).where(ModelRecord.model_id == row.model_id)
+            ).first()
+            s.expunge_all()
+            return row, record
+
+    def _finish(self, row_id: int, proof: zk.Proof, deviation: float) -> ProofOutcome:
+        with self.db.session() as s:
+            result = s.execute(
+                update(InferenceRequest)
+                .where(
+                    InferenceRequest.id == row_id,
+                    InferenceRequest.status == RequestStatus.PROVING.value,
+                )
+                .values(
+                    status=RequestStatus.PROVED.value,
+                    output=[str(v) for v in proof.output],
+                    proof=proof.proof,
+                    circuit_deviation=deviation,
+                    prove_s=proof.prove_s,
+                    proved_at=utcnow(),
+                )
+            )
+            won = result.rowcount == 1  # type: ignore[attr-defined]
+        if not won:
+            return ProofOutcome(row_id, "skipped")
+        return ProofOutcome(row_id, "proved", proof.output, None, deviation)
+
+    def _fail(self, row_id: int, reason: str) -> ProofOutcome:
+        """Answer with an error (no proof): in Zk mode that refunds the consumer's fee."""
+        with self.db.session() as s:
+            result = s.execute(
+                update(InferenceRequest)
+                .where(
+                    InferenceRequest.id == row_id,
+                    InferenceRequest.status == RequestStatus.PROVING.value,
+                )
+                .values(status=RequestStatus.INFERRED.value, output=None, error=reason)
+            )
+            won = result.rowcount == 1  # type: ignore[attr-defined]
+        return ProofOutcome(row_id, "error" if won else "skipped", None, reason)
+
+
+# -- Celery wiring -----------------------------------------------------------------------
+_service: ProvingService | None = None
+
+
+def _get_service() -> ProvingService:
+    global _service  # noqa: PLW0603 - one service per worker process, by design
+    if _service is None:
+        settings: Settings = app.conf.oracle_settings
+        store = ArtifactStore(Path(settings.store.path))
+        workdir = Path(settings.store.path) / "tmp" / f"prover-{os.getpid()}"
+        _service = ProvingService(settings, Database(settings.db.url), ProverCache(store, workdir))
+    return _service
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_: Any) -> None:
+    global _service  # noqa: PLW0603
+    _service = None
+
+
+@app.task(
+    name=PROOF_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=8,
+)
+def run_proof(self: Task, row_id: int) -> str:
+    """Celery entry point: takes a row id, never the row."""
+    service = _get_service()
+    started = time.perf_counter()
+    outcome = service.run(row_id)
+    if outcome.status != "skipped":
+        wake_relayer(service.db, service.settings.redis.url, row_id)
+    log.debug("proving.task_done", request_pk=row_id, seconds=time.perf_counter() - started)
+    return outcome.status
