@@ -7,13 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo up test test-unit test-integration lint fmt typecheck bench contracts clean
+.PHONY: help setup demo up test test-unit test-integration lint fmt typecheck bench bench-zk contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
 	@echo "make test     the whole test suite (anvil, redis, workers, SQLite, PostgreSQL)"
 	@echo "make up       run the local stack until Ctrl-C"
 	@echo "make bench    latency benchmark against anvil with 1 s blocks"
+	@echo "make bench-zk zk benchmark: proof latency, verifier gas and size, calibration"
 	@echo "make lint     ruff + mypy"
 
 setup: $(BIN)/.installed node_modules/.installed .redis-ok contracts
@@ -63,6 +64,9 @@ test-integration: setup .postgres-ok
 
 bench: setup
 	$(BIN)/python bench/latency.py
+
+bench-zk: setup
+	$(BIN)/python bench/zk.py
 
 lint: setup
 	$(BIN)/ruff check oracle workers tests bench migrations

@@ -31,19 +31,25 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eth_account import Account  # noqa: E402
+from eth_account import Account
 
-from oracle import onboarding, zk  # noqa: E402
-from oracle.chain.deploy import deploy_artifact  # noqa: E402
-from oracle.chain.devkeys import ANVIL_DEV_KEYS  # noqa: E402
-from oracle.localstack import Anvil  # noqa: E402
-from oracle.registry import ArtifactStore, inspect_onnx, model_id_of  # noqa: E402
-from oracle.settings import ROOT  # noqa: E402
+from oracle import onboarding, zk
+from oracle.chain.deploy import deploy_artifact
+from oracle.chain.devkeys import ANVIL_DEV_KEYS
+from oracle.localstack import Anvil
+from oracle.registry import ArtifactStore, inspect_onnx, model_id_of
+from oracle.settings import ROOT
 
 MODELS = [
     (ROOT / "models" / "example_mlp.onnx", ROOT / "models" / "example_mlp.calibration.json"),
 ]
 EIP170 = 24_576
+# Calibration choices compared: EZKL's two targets, and a forced coarse input scale.
+CALIBRATIONS: list[tuple[str, tuple[int, ...] | None]] = [
+    ("resources", None),
+    ("accuracy", None),
+    ("resources", (7,)),
+]
 
 
 def groth16_reference(instances: int) -> int:
@@ -75,19 +81,24 @@ def measure_model(
     onnx_path: Path,
     calibration: Path,
     target: str,
+    scales: tuple[int, ...] | None,
     work: Path,
     w3: Any,
     account: Any,
     repeats: int,
 ) -> dict[str, Any]:
-    store = ArtifactStore(work / f"store-{target}")
-    params = zk.CircuitParams(target="accuracy" if target == "accuracy" else "resources")
+    label = target + (f", scale {scales[0]}" if scales else "")
+    tag = label.replace(", ", "-").replace(" ", "")
+    store = ArtifactStore(work / f"store-{tag}")
+    params = zk.CircuitParams(
+        target="accuracy" if target == "accuracy" else "resources", scales=scales
+    )
     model_id, manifest = onboarding.build(
         store, onnx_path, calibration, onboarding.SrsChoice(dev=True), params, lambda _: None
     )
     files, _ = onboarding.check_circuit(store, model_id)
     srs = onboarding.srs_dir(store) / manifest.srs
-    prover = zk.Prover(files, srs, work / f"prover-{target}")
+    prover = zk.Prover(files, srs, work / f"prover-{tag}")
     scale = 1 << manifest.input_scale
     width = inspect_onnx(onnx_path).input_length
     inputs = [[round(v * scale) for v in x] for x in test_inputs(calibration, width, repeats)]
@@ -104,7 +115,10 @@ def measure_model(
         x = (np.array(q, dtype=np.float64) / scale).astype(np.float32).reshape(1, -1)
         ref = session.run(None, {name: x})[0].reshape(-1)
         deviations.append(
-            max(abs(o / (1 << manifest.output_scale) - float(r)) for o, r in zip(proof.output, ref))
+            max(
+                abs(o / (1 << manifest.output_scale) - float(r))
+                for o, r in zip(proof.output, ref, strict=True)
+            )
         )
         # The reference: bare ezkl.prove on a witness made the same way.
         data = work / "bare.input.json"
@@ -129,7 +143,7 @@ def measure_model(
     return {
         "model": onnx_path.name,
         "model_id": model_id_of(onnx_path)[:10],
-        "target": target,
+        "target": label,
         "logrows": manifest.logrows,
         "scales": f"{manifest.input_scale}/{manifest.output_scale}",
         "node_proof_s": statistics.median(node_s),
@@ -162,9 +176,9 @@ def main() -> None:
         anvil.start()
         try:
             rows = [
-                measure_model(onnx, cal, target, work, anvil.w3(), account, args.repeats)
+                measure_model(onnx, cal, target, scales, work, anvil.w3(), account, args.repeats)
                 for onnx, cal in MODELS
-                for target in ("resources", "accuracy")
+                for target, scales in CALIBRATIONS
             ]
         finally:
             anvil.stop()

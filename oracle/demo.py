@@ -15,15 +15,18 @@ from web3.logs import DISCARD
 from oracle.chain.client import CoordinatorClient, connect
 from oracle.db import Database
 from oracle.fixedpoint import from_fixed, to_fixed
-from oracle.registry import ArtifactStore, register_model
+from oracle.onboarding import SrsChoice, onboard
+from oracle.registry import ArtifactStore
 from oracle.requester import Requester
 from oracle.settings import ROOT
 from oracle.stack import LocalStack
 from oracle.types import Mode
+from oracle.zk import DEV_SRS_WARNING, CircuitParams
 
 EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"
-SCALE = 16
+CALIBRATION = ROOT / "models" / "example_mlp.calibration.json"
 CALLBACK_GAS = 300_000
+ZK_EVERY = 4  # every 4th request asks for Zk mode (a proof checked on chain)
 
 
 def run_demo(n: int, block_time: float | None, workdir: Path | None, console: Console) -> int:
@@ -41,31 +44,41 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
     settings = stack.settings()
     w3 = connect(settings.chain.rpc_url)
     coordinator = CoordinatorClient(w3, settings.coordinator_address())
-    model_id, _ = register_model(
+    console.print("onboarding the example model for Zk mode (EZKL circuit, keys, verifier)")
+    done = onboard(
         Database(settings.db.url),
         ArtifactStore(settings.store.path),
         coordinator,
         stack.owner,
         EXAMPLE_MODEL,
-        SCALE,
-        SCALE,
+        CALIBRATION,
+        SrsChoice(dev=True),
+        CircuitParams(),
+        lambda step: console.print(f"  [dim]- {step}[/]", highlight=False),
     )
-    console.print(f"registered example model {model_id}", soft_wrap=True)
+    console.print(f"[bold yellow]warning:[/] {DEV_SRS_WARNING}", highlight=False)
+    model_id, scale = done.model_id, done.manifest.input_scale
+    out_scale = done.manifest.output_scale
+    console.print(
+        f"registered example model {model_id} (scales {scale}/{out_scale}, "
+        f"verifier {done.verifier})",
+        soft_wrap=True,
+    )
     requester = Requester.from_settings(settings)
     rng = np.random.default_rng(2026)
     inputs = rng.uniform(-1, 1, size=(n, 4)).round(3)
-    fee = coordinator.quote_fee(model_id, Mode.NONE, CALLBACK_GAS)
     sent: list[dict[str, Any]] = []
     nonce = w3.eth.get_transaction_count(requester.account.address, "pending")
     for i, row in enumerate(inputs):
-        values = [to_fixed(float(v), SCALE) for v in row]
+        mode = Mode.ZK if i % ZK_EVERY == ZK_EVERY - 1 else Mode.NONE
+        values = [to_fixed(float(v), scale) for v in row]
         fn = requester.consumer.functions.requestPrediction(
-            bytes.fromhex(model_id[2:]), values, int(Mode.NONE), CALLBACK_GAS
+            bytes.fromhex(model_id[2:]), values, int(mode), CALLBACK_GAS
         )
         tx = fn.build_transaction(
             {
                 "from": requester.account.address,
-                "value": fee,
+                "value": coordinator.quote_fee(model_id, mode, CALLBACK_GAS),
                 "nonce": nonce + i,
                 "chainId": w3.eth.chain_id,
                 "gas": 400_000,
@@ -74,7 +87,7 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
         tx_hash = w3.eth.send_raw_transaction(
             requester.account.sign_transaction(tx).raw_transaction
         )
-        sent.append({"tx": tx_hash, "input": row, "sent_at": time.monotonic()})
+        sent.append({"tx": tx_hash, "input": row, "mode": mode, "sent_at": time.monotonic()})
     console.print(f"sent {n} requests from the example consumer; waiting for callbacks")
     for item in sent:
         receipt = w3.eth.wait_for_transaction_receipt(item["tx"], timeout=120, poll_latency=0.05)
@@ -105,25 +118,31 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
                 hit["output"] = [int(v) for v in ev["args"]["output"]]
                 hit["err"] = bytes(ev["args"]["err"]).decode(errors="replace")
         time.sleep(0.1)
-    _print_table(sent, console)
+    _print_table(sent, out_scale, console)
     done = sum(1 for item in sent if "done_at" in item and not item["err"])
-    console.print(f"demo: {done}/{n} requests fulfilled")
+    zk_done = sum(1 for i in sent if i["mode"] == Mode.ZK and "done_at" in i and not i["err"])
+    zk_sent = sum(1 for i in sent if i["mode"] == Mode.ZK)
+    console.print(
+        f"demo: {done}/{n} requests fulfilled ({zk_done}/{zk_sent} in Zk mode, "
+        "each with an EZKL proof checked by the verifier contract)"
+    )
     return done
 
 
-def _print_table(sent: list[dict[str, Any]], console: Console) -> None:
+def _print_table(sent: list[dict[str, Any]], scale: int, console: Console) -> None:
     table = Table(title="example consumer requests")
-    for col in ("request", "input", "output", "blocks", "latency (s)"):
-        table.add_column(col, justify="right" if col != "input" else "left")
+    for col in ("request", "mode", "input", "output", "blocks", "latency (s)"):
+        table.add_column(col, justify="right" if col not in ("input", "mode") else "left")
     for item in sent:
         if "done_at" in item:
             out = (
                 f"[red]{item['err']}[/]"
                 if item["err"]
-                else ", ".join(f"{from_fixed(v, SCALE):.4f}" for v in item["output"])
+                else ", ".join(f"{from_fixed(v, scale):.4f}" for v in item["output"])
             )
             table.add_row(
                 str(item["request_id"]),
+                item["mode"].name,
                 " ".join(f"{v:+.2f}" for v in item["input"]),
                 out,
                 str(item["fulfil_block"] - item["block"]),
@@ -132,6 +151,7 @@ def _print_table(sent: list[dict[str, Any]], console: Console) -> None:
         else:
             table.add_row(
                 str(item.get("request_id", "?")),
+                item["mode"].name,
                 " ".join(f"{v:+.2f}" for v in item["input"]),
                 "[red]no callback[/]",
                 "-",

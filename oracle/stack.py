@@ -1,7 +1,7 @@
 """The local stack: a whole oracle on one machine, for `oracle up`, the demo and the bench.
 
 anvil (a real local chain) -> contracts deployed -> node registered and staked ->
-redis-server -> SQLite migrated -> an inference worker process -> the node process.
+redis-server -> SQLite migrated -> an inference worker and a prover worker -> the node.
 Keys are anvil's public development keys (see ``oracle.chain.devkeys``).
 """
 
@@ -46,6 +46,7 @@ class LocalStack:
         self.anvil: Anvil | None = None
         self.redis: RedisServer | None = None
         self.worker: OracleProcess | None = None
+        self.prover: OracleProcess | None = None
         self.node: OracleProcess | None = None
         self.deployment: Deployment | None = None
         self.owner: LocalAccount = Account.from_key(DEPLOYER_KEY)
@@ -104,6 +105,24 @@ class LocalStack:
             ready=file_exists(ready),
         )
         self.worker.start()
+        prover_ready = self.workdir / "prover.ready"
+        prover_ready.unlink(missing_ok=True)
+        self.prover = OracleProcess(
+            "prover worker",
+            [
+                "--config",
+                str(self.config_path),
+                "worker",
+                "--queue",
+                "proof",
+                "--ready-file",
+                str(prover_ready),
+            ],
+            self.env(),
+            self.workdir / "prover.log",
+            ready=file_exists(prover_ready),
+        )
+        self.prover.start()
         self.node = OracleProcess(
             "node",
             ["--config", str(self.config_path), "node"],
@@ -148,6 +167,6 @@ class LocalStack:
         return load_settings(self.config_path, signer={"private_key": NODE_KEY})
 
     def stop(self) -> None:
-        for proc in (self.node, self.worker, self.redis, self.anvil):
+        for proc in (self.node, self.prover, self.worker, self.redis, self.anvil):
             if proc is not None:
                 proc.stop()

@@ -49,6 +49,11 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         Coordinator(payable(address(i_coordinator))).cancelRequest(req);
     }
 
+    /// @dev Withdraw fees refunded to this contract (a Zk request answered with an error) to `to`.
+    function _withdrawRefunds(address payable to) internal {
+        Coordinator(payable(address(i_coordinator))).withdrawFees(to);
+    }
+
     /// @dev Override with what to do with a result. `err` is empty on success.
     function _onInferenceResult(uint256 requestId, int256[] memory output, bytes memory err) internal virtual;
 }

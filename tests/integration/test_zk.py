@@ -277,3 +277,42 @@ def test_prover_killed_mid_proof_is_redone_and_delivered_once(
         assert len(fulfilled) == 1
     finally:
         prover.stop()
+
+
+def test_cli_onboarding_registers_a_verifiable_model_once(stack: Stack, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from oracle.settings import ROOT
+
+    onnx = onnx_variant(tmp_path / "cli.onnx", "cli")
+    argv = [
+        sys.executable,
+        "-m",
+        "oracle.cli",
+        "model",
+        "register",
+        str(onnx),
+        "--zk",
+        "--calibration",
+        str(EXAMPLE_CALIBRATION),
+        "--dev-srs",
+        "--json",
+    ]
+    env = {**os.environ, **stack.worker_env}
+    first = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    result = json.loads(first.stdout)
+    assert result["newly_registered"] is True and result["dev_srs"] is True
+    assert "INSECURE development SRS" in first.stderr  # said on every use
+    onchain = stack.coordinator.model(result["model_id"])
+    assert onchain["verifier"] == result["verifier"]
+    assert (onchain["input_scale"], onchain["output_scale"]) == (
+        result["input_scale"],
+        result["output_scale"],
+    )
+    second = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    again = json.loads(second.stdout)
+    assert again == {**result, "newly_registered": False}

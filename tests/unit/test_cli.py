@@ -10,6 +10,9 @@ import pytest
 
 from oracle.settings import ROOT
 
+EXAMPLE = str(ROOT / "models" / "example_mlp.onnx")
+CAL = str(ROOT / "models" / "example_mlp.calibration.json")
+
 
 def oracle(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
@@ -37,6 +40,28 @@ def oracle(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         (["--config", "/nonexistent.yaml", "status"], "does not exist"),
         (["worker", "--queue", "nope"], "unknown queue"),
         (["--log-level", "LOUD", "status"], "--log-level"),
+        (["worker", "--queue", "proof", "--concurrency", "2"], "one request at a time"),
+        (["model", "register", EXAMPLE, "--zk", "--dev-srs"], "--zk needs --calibration"),
+        (["model", "register", EXAMPLE, "--zk", "--calibration", CAL], "exactly one of --srs"),
+        (
+            ["model", "register", EXAMPLE, "--zk", "--calibration", CAL, "--dev-srs", "--srs", CAL],
+            "exactly one of --srs",
+        ),
+        (["model", "register", EXAMPLE, "--dev-srs"], "only apply with --zk"),
+        (
+            ["model", "register", EXAMPLE, "--zk", "--calibration", CAL, "--srs", "/nope.srs"],
+            "does not exist",
+        ),
+        (
+            ["model", "register", EXAMPLE, "--zk", "--calibration", CAL, "--dev-srs",
+             "--target", "speed"],
+            "--target must be",
+        ),
+        (
+            ["model", "register", EXAMPLE, "--zk", "--calibration", CAL, "--dev-srs",
+             "--output-scale", "8"],
+            "--output-scale does not apply",
+        ),
     ],
 )
 def test_bad_arguments_get_a_message(args: list[str], message: str) -> None:

@@ -18,7 +18,15 @@ ORACLE_SERVICES = [name for name, svc in SERVICES.items() if "build" in svc]
 
 
 def test_required_services_exist() -> None:
-    assert {"redis", "postgres", "anvil", "migrate", "node", "worker"} <= set(SERVICES)
+    assert {"redis", "postgres", "anvil", "migrate", "node", "worker", "prover"} <= set(SERVICES)
+
+
+def test_prover_consumes_the_proof_queue_one_at_a_time() -> None:
+    command = SERVICES["prover"]["command"]
+    assert command[command.index("--queue") + 1] == "proof"
+    assert command[command.index("--concurrency") + 1] == "1"
+    # The models volume is shared: the prover reads the circuits onboarding stored there.
+    assert SERVICES["prover"]["volumes"] == SERVICES["node"]["volumes"]
 
 
 def parses(args: list[str]) -> int:
