@@ -45,7 +45,7 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
     w3 = connect(settings.chain.rpc_url)
     coordinator = CoordinatorClient(w3, settings.coordinator_address())
     console.print("onboarding the example model for Zk mode (EZKL circuit, keys, verifier)")
-    done = onboard(
+    onboarded = onboard(
         Database(settings.db.url),
         ArtifactStore(settings.store.path),
         coordinator,
@@ -57,11 +57,11 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
         lambda step: console.print(f"  [dim]- {step}[/]", highlight=False),
     )
     console.print(f"[bold yellow]warning:[/] {DEV_SRS_WARNING}", highlight=False)
-    model_id, scale = done.model_id, done.manifest.input_scale
-    out_scale = done.manifest.output_scale
+    model_id, scale = onboarded.model_id, onboarded.manifest.input_scale
+    out_scale = onboarded.manifest.output_scale
     console.print(
         f"registered example model {model_id} (scales {scale}/{out_scale}, "
-        f"verifier {done.verifier})",
+        f"verifier {onboarded.verifier})",
         soft_wrap=True,
     )
     requester = Requester.from_settings(settings)

@@ -59,7 +59,7 @@ def test_field_mapping_round_trips_like_the_coordinator(x: int) -> None:
 def test_bn254_modulus_is_the_scalar_field_order() -> None:
     # r = 36u^4 + 36u^3 + 18u^2 + 6u + 1 with the BN254 parameter u.
     u = 4965661367192848881
-    assert zk.FIELD_MODULUS == 36 * u**4 + 36 * u**3 + 18 * u**2 + 6 * u + 1
+    assert 36 * u**4 + 36 * u**3 + 18 * u**2 + 6 * u + 1 == zk.FIELD_MODULUS
 
 
 def test_max_deviation() -> None:
