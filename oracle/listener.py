@@ -33,13 +33,17 @@ log = structlog.get_logger(__name__)
 
 Dispatch = Callable[[int], None]
 
-# Rows past these states have left the listener's hands; a reorg does not reopen them here.
+# A reorg that removes a request's block marks its row ``reorged`` in any of these states.
+# A fulfilment already sent for it cannot land (the commitment holds the request's block);
+# if the request comes back in another block the row is reopened and answered anew.
+# Confirmed rows are past the confirmation depth and are not touched.
 _REORGABLE = (
     RequestStatus.SEEN.value,
     RequestStatus.QUEUED.value,
     RequestStatus.INFERRED.value,
     RequestStatus.PROVING.value,
     RequestStatus.PROVED.value,
+    RequestStatus.SUBMITTED.value,
 )
 
 
@@ -302,6 +306,12 @@ class Listener:
                 existing.output = None
                 existing.error = None
                 existing.attempts = 0
+                existing.reference_output = None
+                existing.proof = None
+                existing.proof_attempts = 0
+                existing.circuit_deviation = None
+                existing.fulfil_tx_hash = None
+                existing.callback_succeeded = None
                 existing.seen_at = utcnow()
                 s.flush()
                 return existing.id

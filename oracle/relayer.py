@@ -309,6 +309,12 @@ class Relayer:
                     self._dropped(tx.id)  # another tx used the nonce: this one never lands
                 elif tx.status == TxStatus.MINED.value:
                     self._unmined(tx.id)  # reorged out: send the same bytes again
+                elif self._forgotten(tx):
+                    # No node knows it (evicted, lost in a reorg): the same bytes again, so
+                    # the nonce is used and nothing is signed twice.
+                    self.log.warning("relayer.rebroadcast", tx_hash=tx.tx_hash, nonce=tx.nonce)
+                    self._broadcast(tx.tx_hash, tx.raw, self.log.bind(request_pk=tx.request_pk))
+                    self._touch(tx.id)
                 continue
             mined = int(receipt["blockNumber"])
             if head - mined < self.settings.chain.confirmations:
@@ -316,6 +322,18 @@ class Relayer:
                 continue
             self._settle(tx.id, receipt)
         return True
+
+    def _forgotten(self, tx: Transaction) -> bool:
+        sent = tx.broadcast_at or tx.created_at
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=utcnow().tzinfo)
+        return (utcnow() - sent).total_seconds() >= self.settings.relayer.rebroadcast_after_s
+
+    def _touch(self, tx_id: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is not None:
+                tx.broadcast_at = utcnow()
 
     def _mark_mined(self, tx_id: int, block: int, status: int) -> None:
         with self.db.session() as s:
@@ -343,7 +361,11 @@ class Relayer:
                 return
             tx.status = TxStatus.DROPPED.value
             row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
-            if row is not None and row.status == RequestStatus.SUBMITTED.value:
+            if (
+                row is not None
+                and row.status == RequestStatus.SUBMITTED.value
+                and row.fulfil_tx_hash == tx.tx_hash
+            ):
                 row.status = _ready_status(row)  # re-checked against the chain first
         self._nonce = None
         self.log.warning("relayer.tx_dropped", tx_id=tx_id)
@@ -360,8 +382,12 @@ class Relayer:
             tx.receipt_status = status
             tx.status = TxStatus.CONFIRMED.value if status == 1 else TxStatus.REVERTED.value
             row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
-            if row is None:
-                return
+            if (
+                row is None
+                or row.status != RequestStatus.SUBMITTED.value
+                or row.fulfil_tx_hash != tx.tx_hash
+            ):
+                return  # the row moved on (reorged away, re-sent): this tx no longer speaks for it
             rlog = self.log.bind(request_id=row.request_id, tx_hash=tx.tx_hash, block=block)
             if status == 1:
                 row.callback_succeeded = bool(events[0]["callbackSucceeded"]) if events else None

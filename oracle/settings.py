@@ -98,6 +98,9 @@ class RelayerSettings(BaseModel):
     max_fee_multiplier: float = Field(default=2.0, ge=1.0)
     receipt_poll_s: float = Field(default=0.2, gt=0)
     idle_wait_s: float = Field(default=0.5, gt=0)
+    rebroadcast_after_s: float = Field(
+        default=15.0, gt=0, description="Re-send a broadcast tx no node knows after this long."
+    )
 
 
 class ZkSettings(BaseModel):
