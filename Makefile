@@ -7,13 +7,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo up test test-unit test-integration faults lint fmt typecheck bench bench-zk contracts clean
+.PHONY: help setup demo demo-defi demo-dao up test test-unit test-integration faults lint fmt typecheck bench bench-zk contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
 	@echo "make test     the whole test suite (anvil, redis, workers, SQLite, PostgreSQL)"
 	@echo "make up       run the local stack until Ctrl-C"
 	@echo "make faults   the fault suite (reorgs, crashes, stuck txs) as a table"
+	@echo "make demo-defi lending market: loan limits from a Zk-proved risk model"
+	@echo "make demo-dao DAO proposals screened by a Zk-proved model before queuing"
 	@echo "make bench    latency benchmark against anvil with 1 s blocks"
 	@echo "make bench-zk zk benchmark: proof latency, verifier gas and size, calibration"
 	@echo "make lint     ruff + mypy"
@@ -67,6 +69,12 @@ faults: setup .postgres-ok
 	mkdir -p var
 	-$(BIN)/pytest -q -m faults --junitxml=var/faults.xml
 	$(BIN)/python -m tests.faults.report var/faults.xml
+
+demo-defi: setup
+	$(BIN)/oracle demo-defi
+
+demo-dao: setup
+	$(BIN)/oracle demo-dao
 
 bench: setup
 	$(BIN)/python bench/latency.py

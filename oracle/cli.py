@@ -205,6 +205,28 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command("demo-defi")
+def demo_defi(
+    workdir: Annotated[Path | None, typer.Option(help="State dir (default: a temp dir).")] = None,
+) -> None:
+    """A lending market whose loan limits come from a Zk-proved risk model: walk a story."""
+    from oracle.demos.defi import run_defi_demo
+
+    if not run_defi_demo(out, workdir):
+        raise typer.Exit(1)
+
+
+@app.command("demo-dao")
+def demo_dao(
+    workdir: Annotated[Path | None, typer.Option(help="State dir (default: a temp dir).")] = None,
+) -> None:
+    """A DAO whose proposals are screened by a Zk-proved model before they can be queued."""
+    from oracle.demos.dao import run_dao_demo
+
+    if not run_dao_demo(out, workdir):
+        raise typer.Exit(1)
+
+
 @app.command()
 def deploy(
     ctx: typer.Context,

@@ -1,0 +1,1 @@
+"""Scenario demos: contracts that act on proved model outputs (see each module)."""
