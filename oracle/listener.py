@@ -75,6 +75,7 @@ class Listener:
         start_block: int | None = None,
         dispatch_proof: Dispatch | None = None,
         proof_timeout_s: float = 600.0,
+        requeue_after_s: float = 300.0,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -85,6 +86,7 @@ class Listener:
         self.dispatch = dispatch
         self.dispatch_proof = dispatch_proof
         self.proof_timeout_s = proof_timeout_s
+        self.requeue_after_s = requeue_after_s
         self.store = store
         self.start_block = start_block if start_block is not None else settings.start_block
         self._stop = threading.Event()
@@ -210,7 +212,10 @@ class Listener:
                         )
                         | (
                             (InferenceRequest.status == RequestStatus.QUEUED.value)
-                            & (InferenceRequest.queued_at <= cutoff - timedelta(seconds=300))
+                            & (
+                                InferenceRequest.queued_at
+                                <= cutoff - timedelta(seconds=self.requeue_after_s)
+                            )
                         ),
                     )
                 )

@@ -70,6 +70,7 @@ class Node:
             start_block=start_block,
             dispatch_proof=celery_app.enqueue_proof,
             proof_timeout_s=settings.zk.proof_timeout_s,
+            requeue_after_s=settings.worker.requeue_after_s,
         )
         notifier = Notifier(settings.redis.url, self.chain_id, self.listener.address)
         self._notifiers.append(notifier)

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from hexbytes import HexBytes
 from sqlalchemy import func, select
 from web3 import Web3
@@ -160,19 +161,7 @@ class Relayer:
             )
             rlog.info("relayer.skip_not_pending")
             return False
-        req = RequestStruct(
-            request_id=row.request_id,
-            model_id=row.model_id,
-            consumer=row.consumer,
-            mode=row.mode,
-            callback_gas_limit=row.callback_gas_limit,
-            requested_at_block=row.block_number,
-            fee=int(row.fee),
-            input=tuple(int(v) for v in row.input),
-        )
-        output = [int(v) for v in row.output] if row.output else []
-        err = (row.error or "").encode()[:MAX_ERR_BYTES]
-        data = self.coordinator.fulfill_calldata(req, output, err, row.proof or b"")
+        data = self._calldata(row)
         call: dict[str, Any] = {"from": self.sender, "to": self.coordinator.address, "data": data}
         try:
             self.w3.eth.call(call, "latest")  # type: ignore[arg-type]
@@ -219,6 +208,23 @@ class Relayer:
         self._nonce = nonce + 1
         self._broadcast(tx_hash, bytes(signed.raw_transaction), rlog)
         return True
+
+    def _calldata(self, row: InferenceRequest) -> HexStr:
+        """``fulfill`` call data for a row: a pure function of the row, so a replacement
+        transaction carries exactly the same answer."""
+        req = RequestStruct(
+            request_id=row.request_id,
+            model_id=row.model_id,
+            consumer=row.consumer,
+            mode=row.mode,
+            callback_gas_limit=row.callback_gas_limit,
+            requested_at_block=row.block_number,
+            fee=int(row.fee),
+            input=tuple(int(v) for v in row.input),
+        )
+        output = [int(v) for v in row.output] if row.output else []
+        err = (row.error or "").encode()[:MAX_ERR_BYTES]
+        return self.coordinator.fulfill_calldata(req, output, err, row.proof or b"")
 
     def _simulation_failed(self, row: InferenceRequest, exc: Exception, rlog: Any) -> bool:
         revert = revert_from_exception(exc)
@@ -267,6 +273,7 @@ class Relayer:
             if tx.status == TxStatus.SIGNED.value:
                 tx.status = TxStatus.BROADCAST.value
                 tx.broadcast_at = utcnow()
+                tx.broadcast_block = int(self.w3.eth.block_number)
         self.health.problem = None
         rlog.info("relayer.broadcast", tx_hash=tx_hash)
 
@@ -302,13 +309,15 @@ class Relayer:
             return False
         head = self.w3.eth.block_number
         for tx in txs:
-            try:
-                receipt: Any = self.w3.eth.get_transaction_receipt(HexBytes(tx.tx_hash))
-            except TransactionNotFound:
-                if self.w3.eth.get_transaction_count(self.sender, "latest") > tx.nonce:
+            receipt: Any = self._receipt(tx)
+            if receipt is None:
+                mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
+                if mined_nonce > tx.nonce:
                     self._dropped(tx.id)  # another tx used the nonce: this one never lands
                 elif tx.status == TxStatus.MINED.value:
                     self._unmined(tx.id)  # reorged out: send the same bytes again
+                elif tx.nonce == mined_nonce and self._underpriced(tx, head) and self._bump(tx):
+                    pass  # the next nonce to mine, stuck on its fee: replaced, fee raised
                 elif self._forgotten(tx):
                     # No node knows it (evicted, lost in a reorg): the same bytes again, so
                     # the nonce is used and nothing is signed twice.
@@ -321,6 +330,72 @@ class Relayer:
                 self._mark_mined(tx.id, mined, int(receipt["status"]))
                 continue
             self._settle(tx.id, receipt)
+        return True
+
+    def _receipt(self, tx: Transaction) -> Any:
+        """The receipt of this nonce's transaction: the current one or one it replaced."""
+        for tx_hash in [tx.tx_hash, *(tx.replaced_hashes or [])]:
+            try:
+                return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                continue
+        return None
+
+    def _underpriced(self, tx: Transaction, head: int) -> bool:
+        if tx.status != TxStatus.BROADCAST.value or tx.broadcast_block is None:
+            return False
+        return head - tx.broadcast_block >= self.settings.relayer.bump_after_blocks
+
+    def _bump(self, tx: Transaction) -> bool:
+        """Re-sign the same nonce and the same call with higher fees (a replacement).
+
+        False when the tx no longer speaks for its request (the request was reorged or
+        re-sent): it then only holds its nonce, and the same bytes are re-broadcast."""
+        with self.db.session() as s:
+            row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
+            if row is None or row.fulfil_tx_hash != tx.tx_hash:
+                return False
+            s.expunge(row)
+        factor = self.settings.relayer.bump_factor
+        max_fee, priority = self._fees()
+        max_fee = max(max_fee, int(int(tx.max_fee_per_gas) * factor) + 1)
+        priority = max(priority, int(int(tx.max_priority_fee_per_gas) * factor) + 1)
+        signed = self.account.sign_transaction(
+            {  # type: ignore[arg-type]
+                "type": 2,
+                "chainId": self.chain_id,
+                "nonce": tx.nonce,
+                "to": self.coordinator.address,
+                "data": self._calldata(row),
+                "value": 0,
+                "gas": tx.gas_limit,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": priority,
+            }
+        )
+        new_hash = "0x" + bytes(signed.hash).hex()
+        with self.db.session() as s:
+            stored = s.get(Transaction, tx.id)
+            db_row = s.get(InferenceRequest, row.id)
+            if stored is None or db_row is None or stored.tx_hash != tx.tx_hash:
+                return False
+            stored.replaced_hashes = [*(stored.replaced_hashes or []), stored.tx_hash]
+            stored.tx_hash = new_hash
+            stored.raw = bytes(signed.raw_transaction)
+            stored.max_fee_per_gas = str(max_fee)
+            stored.max_priority_fee_per_gas = str(priority)
+            stored.status = TxStatus.SIGNED.value
+            if db_row.fulfil_tx_hash == tx.tx_hash:
+                db_row.fulfil_tx_hash = new_hash
+        self.log.warning(
+            "relayer.fee_bumped",
+            old_tx=tx.tx_hash,
+            tx_hash=new_hash,
+            nonce=tx.nonce,
+            max_fee=max_fee,
+            priority=priority,
+        )
+        self._broadcast(new_hash, bytes(signed.raw_transaction), self.log.bind(request_pk=row.id))
         return True
 
     def _forgotten(self, tx: Transaction) -> bool:

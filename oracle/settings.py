@@ -87,6 +87,9 @@ class WorkerSettings(BaseModel):
 
     provider: Literal["auto", "cpu", "cuda"] = "auto"
     max_attempts: int = Field(default=3, ge=1, le=100)
+    requeue_after_s: float = Field(
+        default=300.0, gt=0, description="A queued job not started after this is sent again."
+    )
     max_abs_input_bits: int = Field(
         default=62, ge=8, le=250, description="Inputs must satisfy |x| < 2**bits (fixed point)."
     )
@@ -98,6 +101,12 @@ class RelayerSettings(BaseModel):
     max_fee_multiplier: float = Field(default=2.0, ge=1.0)
     receipt_poll_s: float = Field(default=0.2, gt=0)
     idle_wait_s: float = Field(default=0.5, gt=0)
+    bump_after_blocks: int = Field(
+        default=3, ge=1, description="Replace a tx still unmined after this many blocks."
+    )
+    bump_factor: float = Field(
+        default=1.25, ge=1.1, le=10, description="Fee multiplier for a replacement (>= 1.1)."
+    )
     rebroadcast_after_s: float = Field(
         default=15.0, gt=0, description="Re-send a broadcast tx no node knows after this long."
     )

@@ -157,6 +157,9 @@ class Transaction(Base):
     max_priority_fee_per_gas: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     broadcast_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    broadcast_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Earlier hashes of this nonce's transaction, replaced by a fee bump: any may be mined.
+    replaced_hashes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     mined_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
     receipt_status: Mapped[int | None] = mapped_column(Integer, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)

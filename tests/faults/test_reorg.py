@@ -93,6 +93,8 @@ def start_node(stack: Stack, **chain: Any) -> Any:
         update={
             "chain": stack.settings.chain.model_copy(update=chain),
             "relayer": stack.settings.relayer.model_copy(update={"rebroadcast_after_s": 1.0}),
+            # a job whose broker message was lost is handed out again quickly
+            "worker": stack.settings.worker.model_copy(update={"requeue_after_s": 5.0}),
         }
     )
     node = Node(settings, serve_status=False)

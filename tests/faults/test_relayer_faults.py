@@ -1,0 +1,132 @@
+"""Relayer faults against the real node: an empty signer, an underpriced transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account import Account
+from sqlalchemy import select
+
+from oracle.chain.devkeys import NODE_KEY
+from oracle.db import InferenceRequest, Transaction
+from oracle.types import RequestStatus, TxStatus
+from tests.conftest import Stack, wait_for
+from tests.faults.test_reorg import fulfilled_events, rpc, start_node
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+INPUT = [1 << 15, -(1 << 14), 1 << 13, 0]
+NODE = Account.from_key(NODE_KEY)
+
+
+def request_row(stack: Stack, request_id: int) -> InferenceRequest | None:
+    with stack.db.session() as s:
+        found = s.scalars(
+            select(InferenceRequest).where(InferenceRequest.request_id == request_id)
+        ).first()
+        if found is not None:
+            s.expunge(found)
+        return found
+
+
+def test_empty_signer_balance_is_reported_and_the_work_waits(stack: Stack) -> None:
+    w3 = stack.w3
+    funded = w3.eth.get_balance(NODE.address)
+    rpc(w3, "anvil_setBalance", [NODE.address, hex(0)])
+    node = start_node(stack, confirmations=0)
+    try:
+        request_id = stack.request(INPUT)
+        problems: list[str] = []
+
+        def reported() -> bool:
+            problems[:] = node.healthy()[1]
+            return any("insufficient funds" in p.lower() for p in problems)
+
+        wait_for(reported, 60, "the empty balance to be reported")
+        row = request_row(stack, request_id)
+        assert row is not None and row.status == RequestStatus.SUBMITTED.value
+        assert fulfilled_events(stack, request_id) == []  # nothing sent, nothing lost
+        with stack.db.session() as s:
+            assert set(s.scalars(select(Transaction.status))) == {TxStatus.SIGNED.value}
+
+        rpc(w3, "anvil_setBalance", [NODE.address, hex(funded)])
+        stack.wait_result(request_id, timeout=60)
+        wait_for(lambda: node.healthy()[0], 30, "the node to be healthy again")
+        assert len(fulfilled_events(stack, request_id)) == 1
+    finally:
+        node.stop()
+
+
+def test_underpriced_transaction_is_replaced_with_a_higher_fee(stack: Stack) -> None:
+    w3 = stack.w3
+    rpc(w3, "anvil_setAutomine", [False])
+    node: Any = None
+    try:
+        node = start_node(stack, confirmations=0)
+        node.relayer.settings = node.relayer.settings.model_copy(
+            update={
+                "relayer": node.relayer.settings.relayer.model_copy(
+                    update={"bump_after_blocks": 2, "rebroadcast_after_s": 600.0}
+                )
+            }
+        )
+        request_id_holder: list[int] = []
+        nonce = w3.eth.get_transaction_count(stack.requester.account.address, "pending")
+        fn = stack.requester.consumer.functions.requestPrediction(
+            bytes.fromhex(stack.model_id[2:]), INPUT, 0, 300_000
+        )
+        tx = fn.build_transaction(
+            {
+                "from": stack.requester.account.address,
+                "value": stack.coordinator.quote_fee(stack.model_id, 0, 300_000),
+                "nonce": nonce,
+                "gas": 400_000,
+                "chainId": w3.eth.chain_id,
+            }
+        )
+        w3.eth.send_raw_transaction(stack.requester.account.sign_transaction(tx).raw_transaction)
+        rpc(w3, "evm_mine")
+        request_id_holder.append(
+            int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
+        )
+        request_id = request_id_holder[0]
+        wait_for(
+            lambda: (
+                (r := request_row(stack, request_id)) is not None
+                and r.status == RequestStatus.SUBMITTED.value
+            ),
+            60,
+            "a fulfilment to be sent",
+        )
+        with stack.db.session() as s:
+            first = s.scalars(select(Transaction)).one()
+            first_hash, first_fee = first.tx_hash, int(first.max_fee_per_gas)
+        # The base fee jumps past what the fulfilment offered: it cannot be mined.
+        spike = first_fee * 4
+        for _ in range(3):
+            rpc(w3, "anvil_setNextBlockBaseFeePerGas", [hex(spike)])
+            rpc(w3, "evm_mine")
+
+        def replaced() -> bool:
+            with stack.db.session() as s:
+                tx = s.scalars(select(Transaction)).one()
+                return tx.tx_hash != first_hash and int(tx.max_fee_per_gas) > spike
+
+        wait_for(replaced, 60, "the fulfilment to be re-signed with a higher fee")
+
+        def mined() -> bool:
+            rpc(w3, "anvil_setNextBlockBaseFeePerGas", [hex(spike)])
+            rpc(w3, "evm_mine")
+            return bool(fulfilled_events(stack, request_id))
+
+        wait_for(mined, 60, "the replacement to be mined", interval=0.3)
+        assert len(fulfilled_events(stack, request_id)) == 1
+        with stack.db.session() as s:
+            txs = list(s.scalars(select(Transaction)))
+        assert len(txs) == 1 and txs[0].nonce == first.nonce  # same nonce, replaced in place
+        assert first_hash in (txs[0].replaced_hashes or [])
+    finally:
+        if node is not None:
+            node.stop()
+        rpc(w3, "anvil_setAutomine", [True])
