@@ -272,6 +272,22 @@ class Prover:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
 
+    def circuit_output(self, inputs: Sequence[int], tag: str) -> list[int]:
+        """The circuit's output for these integers (a witness, no proof): what a proof of
+        this input would post."""
+        data = self.workdir / f"{tag}.input.json"
+        witness = self.workdir / f"{tag}.witness.json"
+        scale = float(1 << self.info.input_scale)
+        data.write_text(json.dumps({"input_data": [[q / scale for q in inputs]]}))
+        try:
+            w = _call("gen_witness", str(data), str(self.files.compiled), str(witness))
+            if [_felt(h) for h in w["inputs"][0]] != [to_field(q) for q in inputs]:
+                raise ProofError("input is not exactly representable in the circuit")
+            return [from_field(_felt(h)) for h in w["outputs"][0]]
+        finally:
+            for path in (data, witness):
+                path.unlink(missing_ok=True)
+
     def prove(self, inputs: Sequence[int], tag: str) -> Proof:
         """Witness from the exact on-chain integers, prove, and verify locally."""
         data = self.workdir / f"{tag}.input.json"
