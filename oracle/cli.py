@@ -205,6 +205,11 @@ def demo(
         raise typer.Exit(1)
 
 
+def _wide() -> Console:
+    """The story tables need about 130 columns; a pipe or CI log gets that, not 80."""
+    return out if out.is_terminal else Console(width=130)
+
+
 @app.command("demo-defi")
 def demo_defi(
     workdir: Annotated[Path | None, typer.Option(help="State dir (default: a temp dir).")] = None,
@@ -212,7 +217,7 @@ def demo_defi(
     """A lending market whose loan limits come from a Zk-proved risk model: walk a story."""
     from oracle.demos.defi import run_defi_demo
 
-    if not run_defi_demo(out, workdir):
+    if not run_defi_demo(_wide(), workdir):
         raise typer.Exit(1)
 
 
@@ -223,7 +228,7 @@ def demo_dao(
     """A DAO whose proposals are screened by a Zk-proved model before they can be queued."""
     from oracle.demos.dao import run_dao_demo
 
-    if not run_dao_demo(out, workdir):
+    if not run_dao_demo(_wide(), workdir):
         raise typer.Exit(1)
 
 
