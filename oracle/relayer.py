@@ -24,6 +24,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
 
 from oracle.chain.client import CoordinatorClient, RequestStruct, revert_from_exception
+from oracle.crashpoints import crash_point
 from oracle.db import Database, InferenceRequest, Transaction
 from oracle.db.models import utcnow
 from oracle.errors import TransactionError
@@ -206,6 +207,7 @@ class Relayer:
             db_row.fulfil_tx_hash = tx_hash
             db_row.submitted_at = utcnow()
         self._nonce = nonce + 1
+        crash_point("relayer.after_sign")
         self._broadcast(tx_hash, bytes(signed.raw_transaction), rlog)
         return True
 
@@ -268,6 +270,7 @@ class Relayer:
                 rlog.warning("relayer.broadcast_failed", tx_hash=tx_hash, detail=str(exc)[:200])
                 self.health.problem = f"broadcast failed: {str(exc)[:120]}"
                 return
+        crash_point("relayer.after_broadcast")
         with self.db.session() as s:
             tx = s.scalars(select(Transaction).where(Transaction.tx_hash == tx_hash)).one()
             if tx.status == TxStatus.SIGNED.value:
@@ -325,6 +328,7 @@ class Relayer:
                     self._broadcast(tx.tx_hash, tx.raw, self.log.bind(request_pk=tx.request_pk))
                     self._touch(tx.id)
                 continue
+            crash_point("relayer.after_receipt")
             mined = int(receipt["blockNumber"])
             if head - mined < self.settings.chain.confirmations:
                 self._mark_mined(tx.id, mined, int(receipt["status"]))

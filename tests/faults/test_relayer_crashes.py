@@ -1,0 +1,79 @@
+"""The node process dies between the relayer's steps (sign, broadcast, receipt, commit):
+after a restart every request is answered once, by one transaction, with no nonce gap."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from oracle.chain.devkeys import NODE_KEY
+from oracle.crashpoints import EXIT_CODE, POINTS
+from oracle.db import InferenceRequest, Transaction
+from oracle.localstack import OracleProcess
+from tests.conftest import Stack, wait_for
+from tests.faults.test_reorg import fulfilled_events
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+INPUT = [1 << 15, -(1 << 14), 1 << 13, 0]
+
+
+def node_process(stack: Stack, name: str, crash_at: str | None) -> OracleProcess:
+    env = {
+        "ORACLE_CONFIG": str(stack.tmp / "empty.yaml"),
+        "ORACLE_CHAIN__RPC_URL": stack.anvil.url,
+        "ORACLE_CHAIN__DEPLOYMENT_FILE": str(stack.tmp / "deployment.json"),
+        "ORACLE_CHAIN__CONFIRMATIONS": "0",
+        "ORACLE_CHAIN__POLL_INTERVAL_S": "0.05",
+        "ORACLE_DB__URL": stack.settings.db.url,
+        "ORACLE_REDIS__URL": stack.settings.redis.url,
+        "ORACLE_STORE__PATH": str(stack.settings.store.path),
+        "ORACLE_METRICS__PORT": "0",
+        "ORACLE_SIGNER__PRIVATE_KEY": NODE_KEY,  # anvil's public development key
+    }
+    if crash_at is not None:
+        env["ORACLE_CRASH_AT"] = crash_at
+    proc = OracleProcess("node", ["node"], env, stack.tmp / f"{name}.log")
+    proc.start()
+    return proc
+
+
+def one_tx_per_request_and_no_gap(stack: Stack) -> None:
+    with stack.db.session() as s:
+        per_row = list(
+            s.execute(
+                select(InferenceRequest.request_id, func.count(Transaction.id))
+                .join(Transaction, Transaction.request_pk == InferenceRequest.id)
+                .group_by(InferenceRequest.request_id)
+            ).all()
+        )
+        nonces = sorted(s.scalars(select(Transaction.nonce)))
+    assert all(count == 1 for _, count in per_row), per_row
+    chain_nonce = stack.w3.eth.get_transaction_count(
+        stack.w3.eth.account.from_key(NODE_KEY).address, "latest"
+    )
+    assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))  # contiguous
+    assert chain_nonce == nonces[-1] + 1  # every saved tx was mined; none outside the DB
+
+
+@pytest.mark.parametrize("point", sorted(POINTS))
+def test_node_killed_between_relayer_steps_resumes_exactly_once(stack: Stack, point: str) -> None:
+    crashing = node_process(stack, "node-crash", point)
+    try:
+        request_id = stack.request(INPUT)
+        assert crashing.proc is not None
+        wait_for(lambda: crashing.proc.poll() is not None, 60, f"the node to die at {point}")
+        assert crashing.proc.returncode == EXIT_CODE
+    finally:
+        crashing.stop()
+    restarted = node_process(stack, "node-restarted", None)
+    try:
+        stack.wait_result(request_id, timeout=60)
+        wait_for(lambda: stack.row_status(request_id) == "confirmed", 30, "the row to be confirmed")
+        assert len(fulfilled_events(stack, request_id)) == 1
+        after = stack.request(INPUT)  # the next fulfilment is not stuck behind a gap
+        stack.wait_result(after, timeout=60)
+        wait_for(lambda: stack.row_status(after) == "confirmed", 30, "the next row confirmed")
+        one_tx_per_request_and_no_gap(stack)
+    finally:
+        restarted.stop()
