@@ -19,6 +19,7 @@ from celery.signals import worker_process_init
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from oracle.crashpoints import crash_point
 from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.db.models import utcnow
 from oracle.errors import InferenceError, InputError, ModelError
@@ -86,6 +87,7 @@ class InferenceService:
             reason = f"model failed: gave up after {row.attempts - 1} attempts"
             bound.warning("inference.poison", attempts=row.attempts)
             return self._finish(row_id, None, reason, 0.0)
+        crash_point("worker.inference")  # fault drills: a model that kills its process
         started = time.perf_counter()
         try:
             if record is None:

@@ -107,3 +107,35 @@ def test_inference_workers_killed_under_load_redo_each_job_once(stack: Stack) ->
         answered_exactly_once(stack, ids)
     finally:
         node.stop()
+
+
+def test_poison_request_that_kills_its_worker_is_capped_and_answered_with_an_error(
+    stack: Stack,
+) -> None:
+    from oracle.localstack import OracleProcess, file_exists
+
+    stack.worker.stop()  # replace the fixture's worker with one whose model kills it
+    ready = stack.tmp / "poison-worker.ready"
+    poisoned = OracleProcess(
+        "poisoned worker",
+        ["worker", "--ready-file", str(ready)],
+        {**stack.worker_env, "ORACLE_CRASH_AT": "worker.inference"},
+        stack.tmp / "poison-worker.log",
+        ready=file_exists(ready),
+    )
+    poisoned.start()
+    node = start_node(stack, confirmations=0)
+    try:
+        [request_id] = burst(stack, 1)
+        _, output, err = stack.wait_result(request_id, timeout=120)
+        assert output == []
+        assert err.startswith(b"model failed: gave up after")
+        with stack.db.session() as s:
+            attempts = s.scalar(
+                select(InferenceRequest.attempts).where(InferenceRequest.request_id == request_id)
+            )
+        assert attempts == stack.settings.worker.max_attempts + 1  # each crash was one attempt
+        assert poisoned.alive()  # the worker's main process survived its children dying
+    finally:
+        node.stop()
+        poisoned.stop()

@@ -250,3 +250,52 @@ def cursor_block(stack: Stack) -> int | None:
     with stack.db.session() as s:
         cursor = s.scalars(select(ChainCursor)).first()
         return cursor.block_number if cursor is not None else None
+
+
+def test_reorg_that_removes_a_mined_fulfilment_gets_the_same_bytes_sent_again(
+    manual_chain: Stack,
+) -> None:
+    stack = manual_chain
+    node = start_node(stack, confirmations=2)
+    try:
+        w3 = stack.w3
+        nonce = w3.eth.get_transaction_count(Account.from_key(REQUESTER_KEY).address, "pending")
+        w3.eth.send_raw_transaction(signed_request(stack, nonce))
+        mine(w3, 3)  # the request, then the confirmation depth on top of it
+        request_id = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
+        wait_for(
+            lambda: (
+                (r := row(stack, request_id)) is not None
+                and r.status == RequestStatus.SUBMITTED.value
+            ),
+            60,
+            "the fulfilment to be sent",
+        )
+        snapshot = rpc(w3, "evm_snapshot")
+        mine(w3)  # the fulfilment is mined, not yet confirmed
+
+        def tx_status() -> str | None:
+            with stack.db.session() as s:
+                return s.scalars(select(Transaction.status)).first()
+
+        wait_for(lambda: tx_status() == TxStatus.MINED.value, 30, "the relayer to see it mined")
+        with stack.db.session() as s:
+            original = s.scalars(select(Transaction)).one()
+            original_hash, original_nonce = original.tx_hash, original.nonce
+        assert fulfilled_events(stack, request_id)
+        assert rpc(w3, "evm_revert", [snapshot]) is True  # the block with the fulfilment is gone
+        rpc(w3, "anvil_dropAllTransactions")
+        assert fulfilled_events(stack, request_id) == []
+
+        def confirmed() -> bool:
+            mine(w3)
+            r = row(stack, request_id)
+            return r is not None and r.status == RequestStatus.CONFIRMED.value
+
+        wait_for(confirmed, 60, "the fulfilment to be re-sent and confirmed", interval=0.3)
+        assert len(fulfilled_events(stack, request_id)) == 1
+        with stack.db.session() as s:
+            txs = list(s.scalars(select(Transaction)))
+        assert [(t.tx_hash, t.nonce) for t in txs] == [(original_hash, original_nonce)]
+    finally:
+        node.stop()
