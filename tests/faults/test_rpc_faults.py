@@ -1,0 +1,46 @@
+"""An RPC that times out or answers garbage: the node stays up and loses nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import Stack, wait_for
+from tests.faults.rpc_proxy import FaultyRpcProxy
+from tests.faults.test_process_faults import answered_exactly_once, burst
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+
+@pytest.fixture
+def proxy(stack: Stack) -> Iterator[FaultyRpcProxy]:
+    server = FaultyRpcProxy(stack.anvil.url, rate=0.0, delay_s=2.0).start()
+    yield server
+    server.stop()
+
+
+def test_node_survives_an_rpc_that_times_out_or_answers_garbage(
+    stack: Stack, proxy: FaultyRpcProxy
+) -> None:
+    from oracle.node import Node
+
+    settings = stack.settings.model_copy(
+        update={
+            "chain": stack.settings.chain.model_copy(
+                update={"rpc_url": proxy.url, "rpc_timeout_s": 1.0, "confirmations": 0}
+            ),
+            "worker": stack.settings.worker.model_copy(update={"requeue_after_s": 5.0}),
+        }
+    )
+    node = Node(settings, serve_status=False)
+    node.start()
+    try:
+        proxy.rate = 0.25  # one RPC call in four misbehaves, in one of five ways
+        ids = burst(stack, 8)  # sent straight to anvil: the chain itself is fine
+        answered_exactly_once(stack, ids)
+        assert all(proxy.counts[fault] > 0 for fault in ("timeout", "garbage", "http500"))
+        proxy.rate = 0.0
+        wait_for(lambda: node.healthy()[0], 60, "the node to be healthy once the RPC behaves")
+    finally:
+        node.stop()
