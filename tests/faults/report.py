@@ -36,6 +36,8 @@ def main() -> int:
         print(f"| {scenario:<{width}} | {backend:<10} | {outcome:<7} | {seconds:7.1f} |")
     failed = sum(1 for r in table if r[2] in ("FAILED", "ERROR"))
     print(f"\n{len(table) - failed}/{len(table)} scenarios passed")
+    for summary in sorted(Path(sys.argv[1]).parent.glob("soak-*.json")):
+        print(f"\nsoak ({summary.stem.removeprefix('soak-')}): {summary.read_text().strip()}")
     return 1 if failed else 0
 
 
