@@ -33,18 +33,11 @@ log = structlog.get_logger(__name__)
 
 Dispatch = Callable[[int], None]
 
-# A reorg that removes a request's block marks its row ``reorged`` in any of these states.
-# A fulfilment already sent for it cannot land (the commitment holds the request's block);
-# if the request comes back in another block the row is reopened and answered anew.
-# Confirmed rows are past the confirmation depth and are not touched.
-_REORGABLE = (
-    RequestStatus.SEEN.value,
-    RequestStatus.QUEUED.value,
-    RequestStatus.INFERRED.value,
-    RequestStatus.PROVING.value,
-    RequestStatus.PROVED.value,
-    RequestStatus.SUBMITTED.value,
-)
+# A reorg that removes a request's block marks its row ``reorged`` whatever its state: a
+# fulfilment sent for it cannot land (the commitment holds the request's block), and one
+# that landed was in a later block, so the reorg removed it too (the relayer re-opens its
+# own transaction). If the request comes back in another block the row is reopened and
+# answered anew.
 
 
 @dataclass(frozen=True)
@@ -403,7 +396,7 @@ class Listener:
                     InferenceRequest.chain_id == self.chain_id,
                     InferenceRequest.coordinator == self.address,
                     InferenceRequest.block_number > fork,
-                    InferenceRequest.status.in_(_REORGABLE),
+                    InferenceRequest.status != RequestStatus.REORGED.value,
                 )
                 .values(status=RequestStatus.REORGED.value)
             ).rowcount  # type: ignore[attr-defined]

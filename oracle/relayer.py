@@ -79,6 +79,7 @@ class Relayer:
         self.health = RelayerHealth()
         self._stop = threading.Event()
         self._nonce: int | None = None
+        self._watched_head: Any = None
         self.log = log.bind(chain_id=chain_id, signer=self.sender)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -298,6 +299,7 @@ class Relayer:
 
     # -- following receipts ------------------------------------------------------------
     def _track_pending(self) -> bool:
+        self._watch_confirmed()
         with self.db.session() as s:
             txs = list(
                 s.scalars(
@@ -311,10 +313,12 @@ class Relayer:
         if not txs:
             return False
         head = self.w3.eth.block_number
+        # The nonce is read before the receipts: a tx mined between the two reads then shows
+        # as a receipt, never as "no receipt but its nonce used" (which would mean dropped).
+        mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
         for tx in txs:
             receipt: Any = self._receipt(tx)
             if receipt is None:
-                mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
                 if mined_nonce > tx.nonce:
                     self._dropped(tx.id)  # another tx used the nonce: this one never lands
                 elif tx.status == TxStatus.MINED.value:
@@ -335,6 +339,71 @@ class Relayer:
                 continue
             self._settle(tx.id, receipt)
         return True
+
+    def _watch_confirmed(self) -> None:
+        """A confirmed fulfilment can still be reorged out until it is final: if its
+        receipt vanishes, the same bytes go out again and the request is open again."""
+        latest: Any = self.w3.eth.get_block("latest")
+        if latest["hash"] == self._watched_head:
+            return  # nothing can have changed without a new head block
+        self._watched_head = latest["hash"]
+        final = int(latest["number"]) - self.settings.chain.finality_depth
+        with self.db.session() as s:
+            txs = list(
+                s.scalars(
+                    select(Transaction).where(
+                        Transaction.chain_id == self.chain_id,
+                        Transaction.sender == self.sender,
+                        Transaction.status == TxStatus.CONFIRMED.value,
+                        Transaction.mined_block > final,
+                    )
+                )
+            )
+        if not txs:
+            return
+        mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")  # before receipts
+        for tx in txs:
+            receipt = self._receipt(tx)
+            if receipt is not None:
+                if int(receipt["blockNumber"]) != tx.mined_block:
+                    self._mark_confirmed_block(tx.id, int(receipt["blockNumber"]))
+                continue
+            if mined_nonce > tx.nonce:
+                continue  # the nonce is used on this fork too; the listener sees the request
+            self._unconfirmed(tx.id)
+
+    def _mark_confirmed_block(self, tx_id: int, block: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return
+            tx.mined_block = block
+            row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
+            if row is not None and row.fulfil_tx_hash == tx.tx_hash:
+                row.fulfilled_block = block
+
+    def _unconfirmed(self, tx_id: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return
+            tx.status = TxStatus.SIGNED.value
+            tx.mined_block = None
+            tx.receipt_status = None
+            row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
+            if (
+                row is not None
+                and row.fulfil_tx_hash == tx.tx_hash
+                and row.status
+                in (
+                    RequestStatus.CONFIRMED.value,
+                    RequestStatus.FAILED.value,
+                )
+            ):
+                row.status = RequestStatus.SUBMITTED.value
+                row.fulfilled_block = None
+                row.confirmed_at = None
+        self.log.warning("relayer.confirmed_tx_reorged_out", tx_id=tx_id)
 
     def _receipt(self, tx: Transaction) -> Any:
         """The receipt of this nonce's transaction: the current one or one it replaced."""

@@ -299,3 +299,50 @@ def test_reorg_that_removes_a_mined_fulfilment_gets_the_same_bytes_sent_again(
         assert [(t.tx_hash, t.nonce) for t in txs] == [(original_hash, original_nonce)]
     finally:
         node.stop()
+
+
+def test_reorg_deeper_than_confirmations_removing_a_confirmed_fulfilment_re_sends_it(
+    manual_chain: Stack,
+) -> None:
+    stack = manual_chain
+    node = start_node(stack, confirmations=1, finality_depth=10)
+    try:
+        w3 = stack.w3
+        nonce = w3.eth.get_transaction_count(Account.from_key(REQUESTER_KEY).address, "pending")
+        w3.eth.send_raw_transaction(signed_request(stack, nonce))
+        mine(w3, 2)
+        request_id = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
+        wait_for(
+            lambda: (
+                (r := row(stack, request_id)) is not None
+                and r.status == RequestStatus.SUBMITTED.value
+            ),
+            60,
+            "the fulfilment to be sent",
+        )
+        snapshot = rpc(w3, "evm_snapshot")
+
+        def confirmed() -> bool:
+            mine(w3)
+            r = row(stack, request_id)
+            return r is not None and r.status == RequestStatus.CONFIRMED.value
+
+        wait_for(confirmed, 30, "the fulfilment to be confirmed", interval=0.3)
+        mine(w3, 2)  # now deeper than the confirmation depth, inside the finality depth
+        assert rpc(w3, "evm_revert", [snapshot]) is True
+        rpc(w3, "anvil_dropAllTransactions")
+        mine(w3, 4)  # a longer fork without the fulfilment (the request is still there)
+        assert fulfilled_events(stack, request_id) == []
+
+        def reopened() -> bool:
+            mine(w3)
+            r = row(stack, request_id)
+            return r is not None and r.status != RequestStatus.CONFIRMED.value
+
+        wait_for(reopened, 30, "the relayer to notice its fulfilment is gone", interval=0.3)
+        wait_for(confirmed, 60, "the same fulfilment to be re-sent and confirmed", interval=0.3)
+        assert len(fulfilled_events(stack, request_id)) == 1
+        with stack.db.session() as s:
+            assert len(list(s.scalars(select(Transaction)))) == 1  # the same bytes, not a new tx
+    finally:
+        node.stop()
