@@ -30,7 +30,7 @@ def rows(path: Path) -> list[tuple[str, str, str, float]]:
 def main() -> int:
     table = rows(Path(sys.argv[1]))
     width = max((len(r[0]) for r in table), default=8)
-    print(f"| {'scenario':<{width}} | backend    | outcome | seconds |")
+    print(f"| {'scenario':<{width}} | variant    | outcome | seconds |")
     print(f"|{'-' * (width + 2)}|------------|---------|---------|")
     for scenario, backend, outcome, seconds in table:
         print(f"| {scenario:<{width}} | {backend:<10} | {outcome:<7} | {seconds:7.1f} |")

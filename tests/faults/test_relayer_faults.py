@@ -1,4 +1,5 @@
-"""Relayer faults against the real node: an empty signer, an underpriced transaction."""
+"""Relayer faults against the real node: an empty signer, an underpriced transaction, a
+transaction dropped from the mempool."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from oracle.chain.devkeys import NODE_KEY
 from oracle.db import InferenceRequest, Transaction
 from oracle.types import RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
-from tests.faults.test_reorg import fulfilled_events, rpc, start_node
+from tests.faults.test_reorg import fulfilled_events, rpc, signed_request, start_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -126,6 +127,53 @@ def test_underpriced_transaction_is_replaced_with_a_higher_fee(stack: Stack) -> 
             txs = list(s.scalars(select(Transaction)))
         assert len(txs) == 1 and txs[0].nonce == first.nonce  # same nonce, replaced in place
         assert first_hash in (txs[0].replaced_hashes or [])
+    finally:
+        if node is not None:
+            node.stop()
+        rpc(w3, "anvil_setAutomine", [True])
+
+
+def test_transaction_dropped_from_the_mempool_is_re_sent(stack: Stack) -> None:
+    w3 = stack.w3
+    rpc(w3, "anvil_setAutomine", [False])
+    node: Any = None
+    try:
+        node = start_node(stack, confirmations=0)
+        node.relayer.settings = node.relayer.settings.model_copy(
+            update={
+                "relayer": node.relayer.settings.relayer.model_copy(
+                    update={"rebroadcast_after_s": 2.0, "bump_after_blocks": 1000}
+                )
+            }
+        )
+        nonce = w3.eth.get_transaction_count(stack.requester.account.address, "pending")
+        w3.eth.send_raw_transaction(signed_request(stack, nonce))
+        rpc(w3, "evm_mine")
+        request_id = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
+
+        def broadcast() -> bool:
+            with stack.db.session() as s:
+                return s.scalars(select(Transaction.status)).first() == TxStatus.BROADCAST.value
+
+        wait_for(broadcast, 60, "a fulfilment to be broadcast")
+        with stack.db.session() as s:
+            sent = s.scalars(select(Transaction)).one()
+            sent_hash, sent_nonce = sent.tx_hash, sent.nonce
+        rpc(w3, "anvil_dropTransaction", [sent_hash])  # evicted: no node knows it any more
+        assert w3.eth.get_block("pending")["transactions"] == []
+        rpc(w3, "evm_mine")
+        assert fulfilled_events(stack, request_id) == []
+
+        def landed() -> bool:
+            rpc(w3, "evm_mine")
+            return bool(fulfilled_events(stack, request_id))
+
+        wait_for(landed, 60, "the dropped fulfilment to be re-sent and mined", interval=0.5)
+        assert len(fulfilled_events(stack, request_id)) == 1
+        with stack.db.session() as s:
+            txs = list(s.scalars(select(Transaction)))
+        # the same signed bytes again: one nonce, one hash, nothing signed twice
+        assert [(t.tx_hash, t.nonce) for t in txs] == [(sent_hash, sent_nonce)]
     finally:
         if node is not None:
             node.stop()

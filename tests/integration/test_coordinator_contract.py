@@ -148,12 +148,14 @@ def test_fulfil_delivers_output_pays_node_and_deletes_commitment(chain: Chain) -
     assert ev["callbackSucceeded"] is True and ev["node"] == NODE.address
 
 
+@pytest.mark.faults
 def test_replayed_fulfilment_is_rejected(chain: Chain) -> None:
     req = chain.request([1, 2])
     chain.fulfill(req, [3])
     reverts_with("RequestNotPending", lambda: chain.fulfill(req, [4]))
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize(
     "field,value",
     [
@@ -171,6 +173,7 @@ def test_tampered_request_fields_do_not_match_the_commitment(
     reverts_with("CommitmentMismatch", lambda: chain.fulfill(replace(req, **{field: value}), [3]))
 
 
+@pytest.mark.faults
 def test_only_active_nodes_can_fulfil(chain: Chain) -> None:
     req = chain.request([1, 2])
     reverts_with("NotActiveNode", lambda: chain.fulfill(req, [3], sender=OUTSIDER))
@@ -193,6 +196,7 @@ def test_only_the_coordinator_can_deliver_to_a_consumer(chain: Chain) -> None:
     )
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("name", ["RevertingConsumer", "GasHungryConsumer"])
 def test_failing_callback_is_reported_not_reverted(chain: Chain, name: str) -> None:
     consumer = chain.deploy_consumer(name)
@@ -207,6 +211,7 @@ def test_failing_callback_is_reported_not_reverted(chain: Chain, name: str) -> N
         assert receipt["gasUsed"] < 100_000 + 120_000
 
 
+@pytest.mark.faults
 def test_too_little_gas_for_the_callback_reverts_instead_of_starving_it(chain: Chain) -> None:
     consumer = chain.deploy_consumer("GasHungryConsumer")
     req = chain.request([1, 2], consumer=consumer, gas=500_000)
@@ -232,6 +237,7 @@ def test_too_little_gas_for_the_callback_reverts_instead_of_starving_it(chain: C
     assert revert is not None and revert.name == "InsufficientGasForCallback"
 
 
+@pytest.mark.faults
 def test_reentrant_consumer_cannot_fulfil_twice(chain: Chain) -> None:
     consumer = chain.deploy_consumer("ReentrantConsumer")
     req = chain.request([1, 2], consumer=consumer, gas=500_000)
@@ -243,6 +249,7 @@ def test_reentrant_consumer_cannot_fulfil_twice(chain: Chain) -> None:
     assert chain.coord.contract.functions.nodeBalance(NODE.address).call() == req.fee
 
 
+@pytest.mark.faults
 def test_cancel_after_deadline_refunds_exactly_and_blocks_fulfilment(chain: Chain) -> None:
     req = chain.request([1, 2])
     reverts_with(

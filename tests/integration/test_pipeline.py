@@ -33,6 +33,7 @@ def test_happy_path_answers_with_the_models_output(stack: Stack, running_node: o
     assert node_balance > 0
 
 
+@pytest.mark.faults
 def test_wrong_input_length_gets_an_error_callback_and_node_keeps_serving(
     stack: Stack, running_node: object
 ) -> None:
@@ -46,6 +47,7 @@ def test_wrong_input_length_gets_an_error_callback_and_node_keeps_serving(
     assert fulfilled and err == b"" and len(output) == 1
 
 
+@pytest.mark.faults
 def test_value_out_of_range_gets_an_error_callback(stack: Stack, running_node: object) -> None:
     request_id = stack.request([2**100, 0, 0, 0])
     fulfilled, output, err = stack.wait_result(request_id)
@@ -53,6 +55,7 @@ def test_value_out_of_range_gets_an_error_callback(stack: Stack, running_node: o
     assert err.decode().startswith("value out of range at index 0")
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("consumer_name", ["RevertingConsumer", "GasHungryConsumer"])
 def test_failing_callback_does_not_revert_the_fulfilment(
     stack: Stack, running_node: object, consumer_name: str

@@ -46,6 +46,7 @@ def confirmed(stack: Stack) -> int:
         )
 
 
+@pytest.mark.faults
 def test_listener_killed_mid_stream_resumes_without_loss_or_duplicates(stack: Stack) -> None:
     node = start_node(stack, 1)
     try:

@@ -143,6 +143,7 @@ def test_zk_request_is_proved_verified_and_delivered(
     assert stack.coordinator.model(zk_setup.a.model_id)["verifier"] == zk_setup.a.verifier
 
 
+@pytest.mark.faults
 def test_chain_rejects_forged_zk_answers(stack: Stack, zk_setup: ZkSetup, tmp_path: Path) -> None:
     files_a, man_a = onboarding.check_circuit(zk_setup.store, zk_setup.a.model_id)
     files_b, man_b = onboarding.check_circuit(zk_setup.store, zk_setup.b.model_id)
@@ -222,6 +223,7 @@ def _pool_children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+@pytest.mark.faults
 def test_prover_killed_mid_proof_is_redone_and_delivered_once(
     stack: Stack, zk_setup: ZkSetup, tmp_path: Path, running_node: Any
 ) -> None:

@@ -1,0 +1,73 @@
+"""Bad input in one stream: every malformed request gets a clear error callback, none is
+lost or answered twice, and the good requests around them are answered normally."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from oracle.chain.devkeys import ANVIL_DEV_KEYS
+from oracle.errors import TransactionError
+from oracle.fixedpoint import to_fixed
+from oracle.registry import ArtifactStore, register_model
+from oracle.types import RequestStatus
+from tests.conftest import Stack, onnx_variant, wait_for
+from tests.faults.test_reorg import fulfilled_events
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+GOOD = [to_fixed(v, 16) for v in (0.5, -0.25, 0.125, 0.75)]
+
+
+def unserved_model(stack: Stack, tmp_path: Path) -> str:
+    """A model registered on chain by someone else, whose file this node does not hold."""
+    onnx = onnx_variant(tmp_path / "elsewhere.onnx", "not served here")
+    owner = Account.from_key(ANVIL_DEV_KEYS[3])
+    elsewhere = ArtifactStore(tmp_path / "someone-elses-store")
+    model_id, created = register_model(None, elsewhere, stack.coordinator, owner, onnx, 16, 16)
+    assert created
+    return model_id
+
+
+def test_malformed_requests_get_error_callbacks_and_the_node_keeps_serving(
+    stack: Stack, running_node: Any, tmp_path: Path
+) -> None:
+    max_len = int(stack.coordinator.contract.functions.maxInputLength().call())
+    unserved = unserved_model(stack, tmp_path)
+    expected = {
+        stack.request(GOOD): None,
+        stack.request(GOOD[:3]): "bad input length: expected 4, got 3",
+        stack.request([2**100, 0, 0, 0]): "value out of range at index 0",
+        stack.request([-(2**200), 0, 0, 0]): "value out of range at index 0",
+        stack.request([1] * max_len, gas=300_000): f"bad input length: expected 4, got {max_len}",
+        stack.request(GOOD, model_id=unserved): "model failed: model unavailable",
+        stack.request(GOOD): None,
+    }
+    # Requests the chain itself refuses never exist, so there is nothing to answer.
+    before = int(stack.coordinator.contract.functions.nextRequestId().call())
+    refused = (
+        ([1] * (max_len + 1), stack.model_id, "InputTooLong"),
+        (GOOD, "0x" + "33" * 32, "UnknownModel"),
+    )
+    for values, model, error in refused:
+        with pytest.raises(TransactionError, match=error):
+            stack.request(values, model_id=model)
+    assert int(stack.coordinator.contract.functions.nextRequestId().call()) == before
+
+    for request_id, error in expected.items():
+        fulfilled, output, err = stack.wait_result(request_id, timeout=60)
+        assert fulfilled, request_id
+        if error is None:
+            assert err == b"" and len(output) == 1
+        else:
+            assert output == [] and err.decode().startswith(error), (request_id, err)
+    time.sleep(1.0)  # time for a duplicate answer to show up, were there one
+    for request_id, error in expected.items():
+        assert len(fulfilled_events(stack, request_id)) == 1
+        final = RequestStatus.CONFIRMED if error is None else RequestStatus.FAILED
+        wait_for(lambda r=request_id, f=final: stack.row_status(r) == f.value, what="final row")
+    assert running_node.healthy()[0]
