@@ -19,7 +19,8 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from hexbytes import HexBytes
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
 
@@ -48,6 +49,27 @@ _READY = (RequestStatus.INFERRED.value, RequestStatus.PROVED.value)
 def _ready_status(row: InferenceRequest) -> str:
     """Where a row goes back to when its transaction did not land."""
     return RequestStatus.PROVED.value if row.proof else RequestStatus.INFERRED.value
+
+
+def _same_row(s: Session, seen: InferenceRequest, **values: Any) -> bool:
+    """Write ``values`` to the row only if it is still as ``seen`` (status, block, tx).
+
+    The listener rewrites rows when a reorg removes their block; a write decided on an
+    older read must not undo that, so every relayer write to a request row is this
+    compare-and-set (one UPDATE, atomic on SQLite and PostgreSQL alike)."""
+    tx_hash = InferenceRequest.fulfil_tx_hash
+    result = s.execute(
+        update(InferenceRequest)
+        .where(
+            InferenceRequest.id == seen.id,
+            InferenceRequest.status == seen.status,
+            InferenceRequest.block_hash == seen.block_hash,
+            tx_hash.is_(None) if seen.fulfil_tx_hash is None else tx_hash == seen.fulfil_tx_hash,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -158,10 +180,7 @@ class Relayer:
     def _send(self, row: InferenceRequest) -> bool:
         rlog = self.log.bind(request_id=row.request_id, request_pk=row.id)
         if self.coordinator.commitment(row.request_id) == b"\x00" * 32:
-            self._close(
-                row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled"
-            )
-            rlog.info("relayer.skip_not_pending")
+            self._not_pending(row, rlog)
             return False
         data = self._calldata(row)
         call: dict[str, Any] = {"from": self.sender, "to": self.coordinator.address, "data": data}
@@ -201,12 +220,15 @@ class Relayer:
                     max_priority_fee_per_gas=str(priority),
                 )
             )
-            db_row = s.get(InferenceRequest, row.id)
-            if db_row is None or db_row.status not in _READY:
+            submitted = _same_row(
+                s,
+                row,
+                status=RequestStatus.SUBMITTED.value,
+                fulfil_tx_hash=tx_hash,
+                submitted_at=utcnow(),
+            )
+            if not submitted:  # rolls back the transaction row too: nothing was sent
                 raise TransactionError(f"request row {row.id} changed while signing")
-            db_row.status = RequestStatus.SUBMITTED.value
-            db_row.fulfil_tx_hash = tx_hash
-            db_row.submitted_at = utcnow()
         self._nonce = nonce + 1
         crash_point("relayer.after_sign")
         self._broadcast(tx_hash, bytes(signed.raw_transaction), rlog)
@@ -234,15 +256,12 @@ class Relayer:
         if revert is None:
             raise exc  # an RPC problem, not a verdict on the request: retry on the next tick
         if revert.name == "RequestNotPending":
-            self._close(
-                row.id, RequestStatus.CANCELLED, "not pending on chain: fulfilled or cancelled"
-            )
-            rlog.info("relayer.skip_not_pending")
+            self._not_pending(row, rlog)
         elif revert.name in _TRANSIENT_REVERTS:
             self.health.problem = f"fulfil simulation reverted: {revert.name}"
             rlog.warning("relayer.simulation_transient", error=revert.name)
         else:
-            self._close(row.id, RequestStatus.FAILED, f"fulfil simulation reverted: {revert.name}")
+            self._close(row, RequestStatus.FAILED, f"fulfil simulation reverted: {revert.name}")
             rlog.error(
                 "relayer.simulation_reverted", error=revert.name, args=str(revert.error_args)
             )
@@ -316,6 +335,7 @@ class Relayer:
         # The nonce is read before the receipts: a tx mined between the two reads then shows
         # as a receipt, never as "no receipt but its nonce used" (which would mean dropped).
         mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
+        self._fill_gaps(mined_nonce)
         for tx in txs:
             receipt: Any = self._receipt(tx)
             if receipt is None:
@@ -339,6 +359,71 @@ class Relayer:
                 continue
             self._settle(tx.id, receipt)
         return True
+
+    def _fill_gaps(self, mined_nonce: int) -> None:
+        """Nonces below our highest live transaction that nothing of ours will ever use (its
+        tx was judged dropped, or reverted then reorged out) hold back every later one: each
+        gets a 0-value transfer to ourselves at current fees, so the queue moves again."""
+        with self.db.session() as s:
+            held = {
+                tx.nonce: tx
+                for tx in s.scalars(
+                    select(Transaction).where(
+                        Transaction.chain_id == self.chain_id,
+                        Transaction.sender == self.sender,
+                        Transaction.nonce >= mined_nonce,
+                    )
+                )
+            }
+            for tx in held.values():
+                s.expunge(tx)
+        live = [
+            n for n, tx in held.items() if tx.status in (*_PENDING_TX, TxStatus.CONFIRMED.value)
+        ]
+        if not live:
+            return
+        for nonce in range(mined_nonce, max(live)):
+            if nonce not in live:
+                self._send_filler(nonce, held.get(nonce))
+
+    def _send_filler(self, nonce: int, stale: Transaction | None) -> None:
+        max_fee, priority = self._fees()
+        factor = self.settings.relayer.bump_factor
+        if stale is not None:  # a replacement must outbid what it replaces
+            max_fee = max(max_fee, int(int(stale.max_fee_per_gas) * factor) + 1)
+            priority = max(priority, int(int(stale.max_priority_fee_per_gas) * factor) + 1)
+        signed = self.account.sign_transaction(
+            {  # type: ignore[arg-type]
+                "type": 2,
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "to": self.sender,
+                "value": 0,
+                "gas": 21_000,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": priority,
+            }
+        )
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        with self.db.session() as s:
+            tx = s.get(Transaction, stale.id) if stale is not None else None
+            if tx is None:
+                tx = Transaction(chain_id=self.chain_id, sender=self.sender, nonce=nonce)
+                s.add(tx)
+            else:  # the old bytes stay known: if they land after all, that is fine too
+                tx.replaced_hashes = [*(tx.replaced_hashes or []), tx.tx_hash]
+                tx.error = f"nonce gap filled; was for request row {tx.request_pk}"
+                tx.request_pk = None
+            tx.tx_hash = tx_hash
+            tx.raw = bytes(signed.raw_transaction)
+            tx.status = TxStatus.SIGNED.value
+            tx.gas_limit = 21_000
+            tx.max_fee_per_gas = str(max_fee)
+            tx.max_priority_fee_per_gas = str(priority)
+            tx.mined_block = None
+            tx.receipt_status = None
+        self.log.warning("relayer.nonce_gap_filled", nonce=nonce, tx_hash=tx_hash)
+        self._broadcast(tx_hash, bytes(signed.raw_transaction), self.log.bind(nonce=nonce))
 
     def _watch_confirmed(self) -> None:
         """A confirmed fulfilment can still be reorged out until it is final: if its
@@ -380,7 +465,7 @@ class Relayer:
             tx.mined_block = block
             row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
             if row is not None and row.fulfil_tx_hash == tx.tx_hash:
-                row.fulfilled_block = block
+                _same_row(s, row, fulfilled_block=block)
 
     def _unconfirmed(self, tx_id: int) -> None:
         with self.db.session() as s:
@@ -400,9 +485,13 @@ class Relayer:
                     RequestStatus.FAILED.value,
                 )
             ):
-                row.status = RequestStatus.SUBMITTED.value
-                row.fulfilled_block = None
-                row.confirmed_at = None
+                _same_row(
+                    s,
+                    row,
+                    status=RequestStatus.SUBMITTED.value,
+                    fulfilled_block=None,
+                    confirmed_at=None,
+                )
         self.log.warning("relayer.confirmed_tx_reorged_out", tx_id=tx_id)
 
     def _receipt(self, tx: Transaction) -> Any:
@@ -449,17 +538,16 @@ class Relayer:
         new_hash = "0x" + bytes(signed.hash).hex()
         with self.db.session() as s:
             stored = s.get(Transaction, tx.id)
-            db_row = s.get(InferenceRequest, row.id)
-            if stored is None or db_row is None or stored.tx_hash != tx.tx_hash:
+            if stored is None or stored.tx_hash != tx.tx_hash:
                 return False
+            if not _same_row(s, row, fulfil_tx_hash=new_hash):
+                return False  # the row moved on meanwhile: keep the nonce's current bytes
             stored.replaced_hashes = [*(stored.replaced_hashes or []), stored.tx_hash]
             stored.tx_hash = new_hash
             stored.raw = bytes(signed.raw_transaction)
             stored.max_fee_per_gas = str(max_fee)
             stored.max_priority_fee_per_gas = str(priority)
             stored.status = TxStatus.SIGNED.value
-            if db_row.fulfil_tx_hash == tx.tx_hash:
-                db_row.fulfil_tx_hash = new_hash
         self.log.warning(
             "relayer.fee_bumped",
             old_tx=tx.tx_hash,
@@ -514,7 +602,7 @@ class Relayer:
                 and row.status == RequestStatus.SUBMITTED.value
                 and row.fulfil_tx_hash == tx.tx_hash
             ):
-                row.status = _ready_status(row)  # re-checked against the chain first
+                _same_row(s, row, status=_ready_status(row))  # re-checked against the chain
         self._nonce = None
         self.log.warning("relayer.tx_dropped", tx_id=tx_id)
 
@@ -538,13 +626,18 @@ class Relayer:
                 return  # the row moved on (reorged away, re-sent): this tx no longer speaks for it
             rlog = self.log.bind(request_id=row.request_id, tx_hash=tx.tx_hash, block=block)
             if status == 1:
-                row.callback_succeeded = bool(events[0]["callbackSucceeded"]) if events else None
-                row.fulfilled_block = block
-                row.confirmed_at = utcnow()
-                row.status = (
-                    RequestStatus.FAILED.value if row.error else RequestStatus.CONFIRMED.value
-                )
-                rlog.info("relayer.confirmed", callback_succeeded=row.callback_succeeded)
+                callback_succeeded = bool(events[0]["callbackSucceeded"]) if events else None
+                if _same_row(
+                    s,
+                    row,
+                    callback_succeeded=callback_succeeded,
+                    fulfilled_block=block,
+                    confirmed_at=utcnow(),
+                    status=RequestStatus.FAILED.value
+                    if row.error
+                    else RequestStatus.CONFIRMED.value,
+                ):
+                    rlog.info("relayer.confirmed", callback_succeeded=callback_succeeded)
                 return
             reverted = (
                 s.scalar(
@@ -556,17 +649,55 @@ class Relayer:
                 or 0
             )
             if reverted >= MAX_REVERTED_ATTEMPTS:
-                row.status = RequestStatus.FAILED.value
-                row.error = (row.error or "") + " | fulfilment reverted on chain"
+                error = (row.error or "") + " | fulfilment reverted on chain"
+                _same_row(s, row, status=RequestStatus.FAILED.value, error=error)
             else:
-                row.status = _ready_status(row)  # re-checked against the chain first
+                _same_row(s, row, status=_ready_status(row))  # re-checked against the chain
             rlog.warning("relayer.reverted", reverted=reverted)
 
-    def _close(self, row_id: int, status: RequestStatus, reason: str) -> None:
+    def _not_pending(self, row: InferenceRequest, rlog: Any) -> None:
+        """The chain holds no commitment for a request the node still means to answer: it
+        was answered (perhaps by a transaction of ours the node had given up on, mined after
+        all) or cancelled. Record what the chain says, not a guess."""
+        seen = self.coordinator.fulfilment_of(row.request_id, row.block_number)
+        if seen is None:
+            self._close(row, RequestStatus.CANCELLED, "not pending on chain: cancelled")
+            rlog.info("relayer.skip_cancelled")
+            return
+        if seen["node"] != self.sender:
+            self._close(
+                row, RequestStatus.CANCELLED, f"not pending on chain: answered by {seen['node']}"
+            )
+            rlog.info("relayer.skip_answered_elsewhere", node=seen["node"])
+            return
         with self.db.session() as s:
-            row = s.get(InferenceRequest, row_id)
-            if row is None:
-                return
-            row.status = status.value
-            if status is RequestStatus.FAILED or row.error is None:
-                row.error = reason if row.error is None else f"{row.error} | {reason}"
+            ours = [
+                tx
+                for tx in s.scalars(select(Transaction).where(Transaction.request_pk == row.id))
+                if seen["tx_hash"] in (tx.tx_hash, *(tx.replaced_hashes or []))
+            ]
+            for tx in ours:  # it landed after all: the nonce's record says so again
+                tx.status = TxStatus.CONFIRMED.value
+                tx.mined_block = seen["block"]
+                tx.receipt_status = 1
+            done = _same_row(
+                s,
+                row,
+                status=RequestStatus.FAILED.value if row.error else RequestStatus.CONFIRMED.value,
+                fulfil_tx_hash=seen["tx_hash"],
+                fulfilled_block=seen["block"],
+                callback_succeeded=seen["callback_succeeded"],
+                confirmed_at=utcnow(),
+            )
+        if done:
+            rlog.warning(
+                "relayer.found_own_fulfilment", tx_hash=seen["tx_hash"], block=seen["block"]
+            )
+
+    def _close(self, row: InferenceRequest, status: RequestStatus, reason: str) -> None:
+        error = row.error
+        if status is RequestStatus.FAILED or error is None:
+            error = reason if error is None else f"{error} | {reason}"
+        with self.db.session() as s:
+            if not _same_row(s, row, status=status.value, error=error):
+                self.log.info("relayer.row_changed", request_pk=row.id, wanted=status.value)

@@ -156,6 +156,22 @@ class CoordinatorClient:
             out.append(dict(ev["args"]))
         return out
 
+    def fulfilment_of(self, request_id: int, from_block: int) -> dict[str, Any] | None:
+        """The latest ``InferenceFulfilled`` of a request on the current chain, or None:
+        ``node``, ``block``, ``tx_hash``, ``callback_succeeded``."""
+        logs = self._fulfilled.get_logs(
+            from_block=from_block, argument_filters={"requestId": request_id}
+        )
+        if not logs:
+            return None
+        ev = logs[-1]
+        return {
+            "node": Web3.to_checksum_address(ev["args"]["node"]),
+            "block": int(ev["blockNumber"]),
+            "tx_hash": "0x" + bytes(ev["transactionHash"]).hex(),
+            "callback_succeeded": bool(ev["args"]["callbackSucceeded"]),
+        }
+
     def commitment(self, request_id: int) -> bytes:
         return bytes(self.contract.functions.requestCommitment(request_id).call())
 

@@ -178,3 +178,51 @@ def test_transaction_dropped_from_the_mempool_is_re_sent(stack: Stack) -> None:
         if node is not None:
             node.stop()
         rpc(w3, "anvil_setAutomine", [True])
+
+
+def test_nonce_gap_left_by_a_tx_judged_dropped_is_filled(stack: Stack) -> None:
+    """A reorg between reading the nonce and the receipt can make the relayer judge a tx
+    dropped that then never lands: its nonce would hold back every later one. Here the
+    judgement is forced on a tx evicted from the mempool; the gap must be filled."""
+    w3 = stack.w3
+    rpc(w3, "anvil_setAutomine", [False])
+    node: Any = None
+    try:
+        node = start_node(stack, confirmations=0)
+        nonce = w3.eth.get_transaction_count(stack.requester.account.address, "pending")
+        w3.eth.send_raw_transaction(signed_request(stack, nonce))
+        rpc(w3, "evm_mine")
+        first = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
+
+        def broadcast(count: int) -> bool:
+            with stack.db.session() as s:
+                statuses = list(s.scalars(select(Transaction.status)))
+            return statuses.count(TxStatus.BROADCAST.value) == count
+
+        wait_for(lambda: broadcast(1), 60, "the first fulfilment to be broadcast")
+        with stack.db.session() as s:
+            lost = s.scalars(select(Transaction)).one()
+            lost_id, lost_hash, lost_nonce = lost.id, lost.tx_hash, lost.nonce
+        node.stop()
+        rpc(w3, "anvil_dropTransaction", [lost_hash])
+        node.relayer._dropped(lost_id)  # the wrong verdict; its request goes back to the queue
+
+        node = start_node(stack, confirmations=0)
+
+        def answered() -> bool:
+            rpc(w3, "evm_mine")
+            return bool(fulfilled_events(stack, first))
+
+        wait_for(answered, 60, "the request to be answered past the gap", interval=0.5)
+        assert len(fulfilled_events(stack, first)) == 1
+        with stack.db.session() as s:
+            txs = {t.nonce: t for t in s.scalars(select(Transaction))}
+        filler = txs[lost_nonce]
+        assert filler.request_pk is None and lost_hash in (filler.replaced_hashes or [])
+        assert w3.eth.get_transaction(filler.tx_hash)["to"] == NODE.address  # 0-value to self
+        assert sorted(txs) == list(range(lost_nonce, lost_nonce + len(txs)))  # no gap
+        assert w3.eth.get_transaction_count(NODE.address, "latest") == max(txs) + 1
+    finally:
+        if node is not None:
+            node.stop()
+        rpc(w3, "anvil_setAutomine", [True])

@@ -8,7 +8,7 @@ reorgs have their own test in ``test_reorg.py``."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -59,33 +59,36 @@ def mismatch(stack: Stack) -> str | None:
 
 
 @pytest.fixture
-def node(stack: Stack) -> Any:
+def base_block(stack: Stack) -> Iterator[int]:
+    """The head once the contracts are deployed and the node runs: never rewound past."""
     running = start_node(stack, confirmations=2, finality_depth=FINALITY)
-    yield running
+    yield stack.w3.eth.block_number
     running.stop()
 
 
 @settings(
     max_examples=8,
     deadline=None,
+    database=None,  # the chain differs from run to run: a saved example means little
     # each example drives a live chain for seconds; the failing sequence is in the message
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=OPS)
 def test_database_equals_the_canonical_chain_after_any_reorg_sequence(
-    stack: Stack, node: Any, ops: list[tuple[str, int]]
+    stack: Stack, base_block: int, ops: list[tuple[str, int]]
 ) -> None:
     for op, n in ops:
+        depth = min(n, stack.w3.eth.block_number - base_block)
         if op == "request":
             stack.request([1 << 14, -(1 << 13), 1 << 12, 0])
         elif op == "mine":
             for _ in range(n):
                 rpc(stack.w3, "evm_mine")
-        elif op == "reorg":
-            rpc(stack.w3, "anvil_reorg", [min(n, stack.w3.eth.block_number - 1), []])
-        elif op == "rollback":
-            rpc(stack.w3, "anvil_rollback", [min(n, stack.w3.eth.block_number - 1)])
+        elif op == "reorg" and depth:
+            rpc(stack.w3, "anvil_reorg", [depth, []])  # same height, fresh blocks
+        elif op == "rollback" and depth:
+            rpc(stack.w3, "anvil_rollback", [depth])  # a shorter chain
     try:
         wait_for(lambda: mismatch(stack) is None, 120, "the node to settle", interval=0.3)
     except AssertionError:
