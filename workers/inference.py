@@ -16,8 +16,6 @@ import numpy as np
 import structlog
 from celery import Task
 from celery.signals import worker_process_init
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 
 from oracle.crashpoints import crash_point
 from oracle.db import Database, InferenceRequest, ModelRecord
@@ -27,6 +25,7 @@ from oracle.fixedpoint import INT256_MAX, INT256_MIN
 from oracle.registry import ArtifactStore
 from oracle.settings import Settings
 from oracle.types import Mode, RequestStatus
+from workers import rows
 from workers.app import INFERENCE_TASK, app, enqueue_proof
 from workers.notify import reset as reset_notifiers
 from workers.notify import wake_relayer
@@ -128,55 +127,34 @@ class InferenceService:
         return self._finish(row_id, output, None, elapsed)
 
     def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
-        with self.db.session() as s:
-            result = s.execute(
-                update(InferenceRequest)
-                .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(CLAIMABLE))
-                .values(attempts=InferenceRequest.attempts + 1)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = s.get(InferenceRequest, row_id)
-            if row is None:
-                return None
-            record = s.scalars(
-                select(ModelRecord).where(ModelRecord.model_id == row.model_id)
-            ).first()
-            s.expunge_all()
-            return row, record
+        return rows.claim(self.db, row_id, CLAIMABLE, attempts=InferenceRequest.attempts + 1)
 
     def _to_prover(self, row_id: int, reference: list[float], seconds: float) -> Outcome:
         """Zk mode: keep onnxruntime's float output as the reference and hand over."""
-        with self.db.session() as s:
-            result = s.execute(
-                update(InferenceRequest)
-                .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(CLAIMABLE))
-                .values(
-                    status=RequestStatus.PROVING.value,
-                    reference_output=reference,
-                    inference_s=seconds,
-                    inferred_at=utcnow(),
-                )
-            )
-            won = result.rowcount == 1  # type: ignore[attr-defined]
+        won = rows.finish(
+            self.db,
+            row_id,
+            CLAIMABLE,
+            status=RequestStatus.PROVING.value,
+            reference_output=reference,
+            inference_s=seconds,
+            inferred_at=utcnow(),
+        )
         return Outcome(row_id, "proving" if won else "skipped")
 
     def _finish(
         self, row_id: int, output: list[int] | None, error: str | None, seconds: float
     ) -> Outcome:
-        with self.db.session() as s:
-            result = s.execute(
-                update(InferenceRequest)
-                .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(CLAIMABLE))
-                .values(
-                    status=RequestStatus.INFERRED.value,
-                    output=[str(v) for v in output] if output is not None else None,
-                    error=error,
-                    inference_s=seconds,
-                    inferred_at=utcnow(),
-                )
-            )
-            won = result.rowcount == 1  # type: ignore[attr-defined]
+        won = rows.finish(
+            self.db,
+            row_id,
+            CLAIMABLE,
+            status=RequestStatus.INFERRED.value,
+            output=[str(v) for v in output] if output is not None else None,
+            error=error,
+            inference_s=seconds,
+            inferred_at=utcnow(),
+        )
         if not won:
             return Outcome(row_id, "skipped")
         return Outcome(row_id, "error" if error else "inferred", output, error)
@@ -204,16 +182,7 @@ def _reset_after_fork(**_: Any) -> None:
     reset_notifiers()
 
 
-@app.task(
-    name=INFERENCE_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=8,
-)
+@app.task(name=INFERENCE_TASK, **rows.ROW_TASK_OPTIONS)
 def run_inference(self: Task, row_id: int) -> str:
     """Celery entry point: takes a row id, never the row."""
     service = _get_service()

@@ -24,8 +24,6 @@ from typing import Any
 import structlog
 from celery import Task
 from celery.signals import worker_process_init
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 
 from oracle import zk
 from oracle.db import Database, InferenceRequest, ModelRecord
@@ -35,10 +33,13 @@ from oracle.onboarding import check_circuit, srs_dir
 from oracle.registry import ArtifactStore
 from oracle.settings import Settings
 from oracle.types import RequestStatus
+from workers import rows
 from workers.app import PROOF_TASK, app
 from workers.notify import wake_relayer
 
 log = structlog.get_logger(__name__)
+
+_PROVING = (RequestStatus.PROVING.value,)
 
 
 @dataclass(frozen=True)
@@ -133,60 +134,40 @@ class ProvingService:
         return self._finish(row_id, proof, deviation)
 
     def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
-        with self.db.session() as s:
-            result = s.execute(
-                update(InferenceRequest)
-                .where(
-                    InferenceRequest.id == row_id,
-                    InferenceRequest.status == RequestStatus.PROVING.value,
-                )
-                .values(proof_attempts=InferenceRequest.proof_attempts + 1, proving_at=utcnow())
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = s.get(InferenceRequest, row_id)
-            if row is None:
-                return None
-            record = s.scalars(
-                select(ModelRecord).where(ModelRecord.model_id == row.model_id)
-            ).first()
-            s.expunge_all()
-            return row, record
+        return rows.claim(
+            self.db,
+            row_id,
+            _PROVING,
+            proof_attempts=InferenceRequest.proof_attempts + 1,
+            proving_at=utcnow(),
+        )
 
     def _finish(self, row_id: int, proof: zk.Proof, deviation: float) -> ProofOutcome:
-        with self.db.session() as s:
-            result = s.execute(
-                update(InferenceRequest)
-                .where(
-                    InferenceRequest.id == row_id,
-                    InferenceRequest.status == RequestStatus.PROVING.value,
-                )
-                .values(
-                    status=RequestStatus.PROVED.value,
-                    output=[str(v) for v in proof.output],
-                    proof=proof.proof,
-                    circuit_deviation=deviation,
-                    prove_s=proof.prove_s,
-                    proved_at=utcnow(),
-                )
-            )
-            won = result.rowcount == 1  # type: ignore[attr-defined]
+        won = rows.finish(
+            self.db,
+            row_id,
+            _PROVING,
+            status=RequestStatus.PROVED.value,
+            output=[str(v) for v in proof.output],
+            proof=proof.proof,
+            circuit_deviation=deviation,
+            prove_s=proof.prove_s,
+            proved_at=utcnow(),
+        )
         if not won:
             return ProofOutcome(row_id, "skipped")
         return ProofOutcome(row_id, "proved", proof.output, None, deviation)
 
     def _fail(self, row_id: int, reason: str) -> ProofOutcome:
         """Answer with an error (no proof): in Zk mode that refunds the consumer's fee."""
-        with self.db.session() as s:
-            result = s.execute(
-                update(InferenceRequest)
-                .where(
-                    InferenceRequest.id == row_id,
-                    InferenceRequest.status == RequestStatus.PROVING.value,
-                )
-                .values(status=RequestStatus.INFERRED.value, output=None, error=reason)
-            )
-            won = result.rowcount == 1  # type: ignore[attr-defined]
+        won = rows.finish(
+            self.db,
+            row_id,
+            _PROVING,
+            status=RequestStatus.INFERRED.value,
+            output=None,
+            error=reason,
+        )
         return ProofOutcome(row_id, "error" if won else "skipped", None, reason)
 
 
@@ -210,16 +191,7 @@ def _reset_after_fork(**_: Any) -> None:
     _service = None
 
 
-@app.task(
-    name=PROOF_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=8,
-)
+@app.task(name=PROOF_TASK, **rows.ROW_TASK_OPTIONS)
 def run_proof(self: Task, row_id: int) -> str:
     """Celery entry point: takes a row id, never the row."""
     service = _get_service()

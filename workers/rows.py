@@ -1,0 +1,57 @@
+"""Row moves shared by the worker stages: every one is a conditional update, so a
+redelivered or duplicated task can never write a second result."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from oracle.db import Database, InferenceRequest, ModelRecord
+
+# Celery options of a task that takes one row id: acked after it ran (a killed worker's
+# job is redone), retried while the database is briefly unreachable.
+ROW_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 30,
+    "max_retries": 8,
+}
+
+
+def claim(
+    db: Database, row_id: int, statuses: Collection[str], **counters: Any
+) -> tuple[InferenceRequest, ModelRecord | None] | None:
+    """Take the row if it is in one of ``statuses`` (writing ``counters``); return it and
+    its model record, detached, or None when another task has it or it moved on."""
+    with db.session() as s:
+        if not move(s, row_id, statuses, **counters):
+            return None
+        row = s.get(InferenceRequest, row_id)
+        if row is None:
+            return None
+        record = s.scalars(select(ModelRecord).where(ModelRecord.model_id == row.model_id)).first()
+        s.expunge_all()
+        return row, record
+
+
+def move(s: Session, row_id: int, statuses: Collection[str], **values: Any) -> bool:
+    """Write ``values`` to the row only if it is in one of ``statuses``; True if it was."""
+    result = s.execute(
+        update(InferenceRequest)
+        .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(tuple(statuses)))
+        .values(**values)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def finish(db: Database, row_id: int, statuses: Collection[str], **values: Any) -> bool:
+    """:func:`move` in a session of its own."""
+    with db.session() as s:
+        return move(s, row_id, statuses, **values)
