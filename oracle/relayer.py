@@ -102,6 +102,7 @@ class Relayer:
         self._stop = threading.Event()
         self._nonce: int | None = None
         self._watched_head: Any = None
+        self._final_below = -1  # confirmed txs mined at or below this block are final
         self.log = log.bind(chain_id=chain_id, signer=self.sender)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -277,6 +278,15 @@ class Relayer:
         max_fee = int(base * self.settings.relayer.max_fee_multiplier) + priority
         return max_fee, priority
 
+    def _replacement_fees(self, old: Transaction) -> tuple[int, int]:
+        """Current fees, but at least ``bump_factor`` times what ``old`` offered: a node
+        only accepts a replacement for a nonce that outbids the one it holds."""
+        factor = self.settings.relayer.bump_factor
+        max_fee, priority = self._fees()
+        max_fee = max(max_fee, int(int(old.max_fee_per_gas) * factor) + 1)
+        priority = max(priority, int(int(old.max_priority_fee_per_gas) * factor) + 1)
+        return max_fee, priority
+
     def _broadcast(self, tx_hash: str, raw: bytes, rlog: Any) -> None:
         try:
             self.w3.eth.send_raw_transaction(HexBytes(raw))
@@ -387,11 +397,7 @@ class Relayer:
                 self._send_filler(nonce, held.get(nonce))
 
     def _send_filler(self, nonce: int, stale: Transaction | None) -> None:
-        max_fee, priority = self._fees()
-        factor = self.settings.relayer.bump_factor
-        if stale is not None:  # a replacement must outbid what it replaces
-            max_fee = max(max_fee, int(int(stale.max_fee_per_gas) * factor) + 1)
-            priority = max(priority, int(int(stale.max_priority_fee_per_gas) * factor) + 1)
+        max_fee, priority = self._fees() if stale is None else self._replacement_fees(stale)
         signed = self.account.sign_transaction(
             {  # type: ignore[arg-type]
                 "type": 2,
@@ -428,11 +434,6 @@ class Relayer:
     def _watch_confirmed(self) -> None:
         """A confirmed fulfilment can still be reorged out until it is final: if its
         receipt vanishes, the same bytes go out again and the request is open again."""
-        latest: Any = self.w3.eth.get_block("latest")
-        if latest["hash"] == self._watched_head:
-            return  # nothing can have changed without a new head block
-        self._watched_head = latest["hash"]
-        final = int(latest["number"]) - self.settings.chain.finality_depth
         with self.db.session() as s:
             txs = list(
                 s.scalars(
@@ -440,10 +441,20 @@ class Relayer:
                         Transaction.chain_id == self.chain_id,
                         Transaction.sender == self.sender,
                         Transaction.status == TxStatus.CONFIRMED.value,
-                        Transaction.mined_block > final,
+                        Transaction.mined_block > self._final_below,
                     )
                 )
             )
+        if not txs:
+            return  # nothing young enough to be reorged out: no RPC on an idle tick
+        latest: Any = self.w3.eth.get_block("latest")
+        if latest["hash"] == self._watched_head:
+            return  # nothing can have changed without a new head block
+        self._watched_head = latest["hash"]
+        self._final_below = int(latest["number"]) - self.settings.chain.finality_depth
+        txs = [
+            tx for tx in txs if tx.mined_block is not None and tx.mined_block > self._final_below
+        ]
         if not txs:
             return
         mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")  # before receipts
@@ -455,7 +466,7 @@ class Relayer:
                 continue
             if mined_nonce > tx.nonce:
                 continue  # the nonce is used on this fork too; the listener sees the request
-            self._unconfirmed(tx.id)
+            self._unmined(tx.id)
 
     def _mark_confirmed_block(self, tx_id: int, block: int) -> None:
         with self.db.session() as s:
@@ -466,33 +477,6 @@ class Relayer:
             row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
             if row is not None and row.fulfil_tx_hash == tx.tx_hash:
                 _same_row(s, row, fulfilled_block=block)
-
-    def _unconfirmed(self, tx_id: int) -> None:
-        with self.db.session() as s:
-            tx = s.get(Transaction, tx_id)
-            if tx is None:
-                return
-            tx.status = TxStatus.SIGNED.value
-            tx.mined_block = None
-            tx.receipt_status = None
-            row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
-            if (
-                row is not None
-                and row.fulfil_tx_hash == tx.tx_hash
-                and row.status
-                in (
-                    RequestStatus.CONFIRMED.value,
-                    RequestStatus.FAILED.value,
-                )
-            ):
-                _same_row(
-                    s,
-                    row,
-                    status=RequestStatus.SUBMITTED.value,
-                    fulfilled_block=None,
-                    confirmed_at=None,
-                )
-        self.log.warning("relayer.confirmed_tx_reorged_out", tx_id=tx_id)
 
     def _receipt(self, tx: Transaction) -> Any:
         """The receipt of this nonce's transaction: the current one or one it replaced."""
@@ -518,10 +502,7 @@ class Relayer:
             if row is None or row.fulfil_tx_hash != tx.tx_hash:
                 return False
             s.expunge(row)
-        factor = self.settings.relayer.bump_factor
-        max_fee, priority = self._fees()
-        max_fee = max(max_fee, int(int(tx.max_fee_per_gas) * factor) + 1)
-        priority = max(priority, int(int(tx.max_priority_fee_per_gas) * factor) + 1)
+        max_fee, priority = self._replacement_fees(tx)
         signed = self.account.sign_transaction(
             {  # type: ignore[arg-type]
                 "type": 2,
@@ -580,14 +561,30 @@ class Relayer:
                 tx.receipt_status = status
 
     def _unmined(self, tx_id: int) -> None:
+        """A reorg took our mined tx out: the same bytes go again. If it had already been
+        taken as confirmed, its request is open again until they land."""
         with self.db.session() as s:
             tx = s.get(Transaction, tx_id)
             if tx is None:
                 return
+            was = tx.status
             tx.status = TxStatus.SIGNED.value
             tx.mined_block = None
             tx.receipt_status = None
-        self.log.warning("relayer.tx_unmined", tx_id=tx_id)
+            row = s.get(InferenceRequest, tx.request_pk) if tx.request_pk is not None else None
+            if (
+                row is not None
+                and row.fulfil_tx_hash == tx.tx_hash
+                and row.status in (RequestStatus.CONFIRMED.value, RequestStatus.FAILED.value)
+            ):
+                _same_row(
+                    s,
+                    row,
+                    status=RequestStatus.SUBMITTED.value,
+                    fulfilled_block=None,
+                    confirmed_at=None,
+                )
+        self.log.warning("relayer.tx_unmined", tx_id=tx_id, was=was)
 
     def _dropped(self, tx_id: int) -> None:
         """The nonce was consumed by another transaction: re-queue the request, resync."""
