@@ -16,7 +16,7 @@ from oracle.fixedpoint import to_fixed
 from oracle.registry import ArtifactStore, register_model
 from oracle.types import RequestStatus
 from tests.conftest import Stack, onnx_variant, wait_for
-from tests.faults.test_reorg import fulfilled_events
+from tests.faults.chain import fulfilled_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

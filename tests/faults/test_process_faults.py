@@ -17,7 +17,7 @@ from oracle.db import InferenceRequest, Transaction
 from oracle.localstack import RedisServer
 from oracle.types import Mode
 from tests.conftest import Stack, wait_for
-from tests.faults.test_reorg import fulfilled_events, start_node
+from tests.faults.chain import fulfilled_events, start_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -11,7 +11,7 @@ from oracle.crashpoints import EXIT_CODE, POINTS
 from oracle.db import InferenceRequest, Transaction
 from oracle.localstack import OracleProcess
 from tests.conftest import Stack, wait_for
-from tests.faults.test_reorg import fulfilled_events
+from tests.faults.chain import fulfilled_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -10,25 +10,22 @@ from eth_account import Account
 from sqlalchemy import select
 
 from oracle.chain.devkeys import NODE_KEY
-from oracle.db import InferenceRequest, Transaction
+from oracle.db import Transaction
 from oracle.types import RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
-from tests.faults.test_reorg import fulfilled_events, rpc, signed_request, start_node
+from tests.faults.chain import (
+    INPUT,
+    fulfilled_events,
+    row,
+    rpc,
+    send_request,
+    start_node,
+    with_relayer_settings,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-INPUT = [1 << 15, -(1 << 14), 1 << 13, 0]
 NODE = Account.from_key(NODE_KEY)
-
-
-def request_row(stack: Stack, request_id: int) -> InferenceRequest | None:
-    with stack.db.session() as s:
-        found = s.scalars(
-            select(InferenceRequest).where(InferenceRequest.request_id == request_id)
-        ).first()
-        if found is not None:
-            s.expunge(found)
-        return found
 
 
 def test_empty_signer_balance_is_reported_and_the_work_waits(stack: Stack) -> None:
@@ -45,8 +42,8 @@ def test_empty_signer_balance_is_reported_and_the_work_waits(stack: Stack) -> No
             return any("insufficient funds" in p.lower() for p in problems)
 
         wait_for(reported, 60, "the empty balance to be reported")
-        row = request_row(stack, request_id)
-        assert row is not None and row.status == RequestStatus.SUBMITTED.value
+        waiting = row(stack, request_id)
+        assert waiting is not None and waiting.status == RequestStatus.SUBMITTED.value
         assert fulfilled_events(stack, request_id) == []  # nothing sent, nothing lost
         with stack.db.session() as s:
             assert set(s.scalars(select(Transaction.status))) == {TxStatus.SIGNED.value}
@@ -65,13 +62,7 @@ def test_underpriced_transaction_is_replaced_with_a_higher_fee(stack: Stack) -> 
     node: Any = None
     try:
         node = start_node(stack, confirmations=0)
-        node.relayer.settings = node.relayer.settings.model_copy(
-            update={
-                "relayer": node.relayer.settings.relayer.model_copy(
-                    update={"bump_after_blocks": 2, "rebroadcast_after_s": 600.0}
-                )
-            }
-        )
+        with_relayer_settings(node, bump_after_blocks=2, rebroadcast_after_s=600.0)
         request_id_holder: list[int] = []
         nonce = w3.eth.get_transaction_count(stack.requester.account.address, "pending")
         fn = stack.requester.consumer.functions.requestPrediction(
@@ -94,7 +85,7 @@ def test_underpriced_transaction_is_replaced_with_a_higher_fee(stack: Stack) -> 
         request_id = request_id_holder[0]
         wait_for(
             lambda: (
-                (r := request_row(stack, request_id)) is not None
+                (r := row(stack, request_id)) is not None
                 and r.status == RequestStatus.SUBMITTED.value
             ),
             60,
@@ -139,17 +130,8 @@ def test_transaction_dropped_from_the_mempool_is_re_sent(stack: Stack) -> None:
     node: Any = None
     try:
         node = start_node(stack, confirmations=0)
-        node.relayer.settings = node.relayer.settings.model_copy(
-            update={
-                "relayer": node.relayer.settings.relayer.model_copy(
-                    update={"rebroadcast_after_s": 2.0, "bump_after_blocks": 1000}
-                )
-            }
-        )
-        nonce = w3.eth.get_transaction_count(stack.requester.account.address, "pending")
-        w3.eth.send_raw_transaction(signed_request(stack, nonce))
-        rpc(w3, "evm_mine")
-        request_id = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
+        with_relayer_settings(node, rebroadcast_after_s=2.0, bump_after_blocks=1000)
+        request_id = send_request(stack)
 
         def broadcast() -> bool:
             with stack.db.session() as s:
@@ -189,10 +171,7 @@ def test_nonce_gap_left_by_a_tx_judged_dropped_is_filled(stack: Stack) -> None:
     node: Any = None
     try:
         node = start_node(stack, confirmations=0)
-        nonce = w3.eth.get_transaction_count(stack.requester.account.address, "pending")
-        w3.eth.send_raw_transaction(signed_request(stack, nonce))
-        rpc(w3, "evm_mine")
-        first = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
+        first = send_request(stack)
 
         def broadcast(count: int) -> bool:
             with stack.db.session() as s:

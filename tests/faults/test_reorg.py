@@ -7,76 +7,29 @@ with every canonical request answered exactly once and nothing answered that is 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from eth_account import Account
 from hexbytes import HexBytes
 from sqlalchemy import select
-from web3 import Web3
 
 from oracle.chain.devkeys import REQUESTER_KEY
-from oracle.db import ChainCursor, InferenceRequest, Transaction
-from oracle.types import Mode, RequestStatus, TxStatus
+from oracle.db import ChainCursor, Transaction
+from oracle.types import RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
+from tests.faults.chain import (
+    all_txs_settled,
+    fulfilled_events,
+    mine,
+    row,
+    rpc,
+    send_request,
+    signed_request,
+    start_node,
+    wait_status,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-INPUT = [1 << 15, -(1 << 14), 1 << 13, 0]
-GAS = 300_000
-
-
-def rpc(w3: Web3, method: str, params: list[Any] | None = None) -> Any:
-    response = w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
-    assert "error" not in response, response
-    return response["result"]
-
-
-def mine(w3: Web3, blocks: int = 1) -> None:
-    for _ in range(blocks):
-        rpc(w3, "evm_mine")
-
-
-def signed_request(stack: Stack, nonce: int) -> HexBytes:
-    """A request tx from the example consumer, signed but not sent."""
-    account = Account.from_key(REQUESTER_KEY)
-    fn = stack.requester.consumer.functions.requestPrediction(
-        bytes.fromhex(stack.model_id[2:]), INPUT, int(Mode.NONE), GAS
-    )
-    tx = fn.build_transaction(
-        {
-            "from": account.address,
-            "value": stack.coordinator.quote_fee(stack.model_id, Mode.NONE, GAS),
-            "nonce": nonce,
-            "gas": 400_000,
-            "chainId": stack.w3.eth.chain_id,
-        }
-    )
-    return HexBytes(account.sign_transaction(tx).raw_transaction)
-
-
-def row(stack: Stack, request_id: int) -> InferenceRequest | None:
-    with stack.db.session() as s:
-        found = s.scalars(
-            select(InferenceRequest).where(InferenceRequest.request_id == request_id)
-        ).first()
-        if found is not None:
-            s.expunge(found)
-        return found
-
-
-def fulfilled_events(stack: Stack, request_id: int) -> list[Any]:
-    return list(
-        stack.coordinator.contract.events.InferenceFulfilled().get_logs(
-            from_block=0, argument_filters={"requestId": request_id}
-        )
-    )
-
-
-def all_txs_settled(stack: Stack) -> bool:
-    with stack.db.session() as s:
-        statuses = set(s.scalars(select(Transaction.status)))
-    return statuses <= {TxStatus.CONFIRMED.value, TxStatus.REVERTED.value, TxStatus.DROPPED.value}
 
 
 @pytest.fixture
@@ -84,22 +37,6 @@ def manual_chain(stack: Stack) -> Iterator[Stack]:
     rpc(stack.w3, "anvil_setAutomine", [False])
     yield stack
     rpc(stack.w3, "anvil_setAutomine", [True])
-
-
-def start_node(stack: Stack, **chain: Any) -> Any:
-    from oracle.node import Node
-
-    settings = stack.settings.model_copy(
-        update={
-            "chain": stack.settings.chain.model_copy(update=chain),
-            "relayer": stack.settings.relayer.model_copy(update={"rebroadcast_after_s": 1.0}),
-            # a job whose broker message was lost is handed out again quickly
-            "worker": stack.settings.worker.model_copy(update={"requeue_after_s": 5.0}),
-        }
-    )
-    node = Node(settings, serve_status=False)
-    node.start()
-    return node
 
 
 def first_request_on_a_fork(stack: Stack) -> tuple[str, HexBytes, int]:
@@ -112,12 +49,8 @@ def first_request_on_a_fork(stack: Stack) -> tuple[str, HexBytes, int]:
     w3.eth.send_raw_transaction(raw)
     mine(w3, 2)  # the request, and one block on top (confirmations = 1)
     request_id = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
-    wait_for(
-        lambda: (
-            (r := row(stack, request_id)) is not None and r.status == RequestStatus.SUBMITTED.value
-        ),
-        60,
-        "the node to send a fulfilment",
+    wait_status(
+        stack, request_id, RequestStatus.SUBMITTED.value, 60, "the node to send a fulfilment"
     )
     assert rpc(w3, "evm_revert", [snapshot]) is True
     rpc(w3, "anvil_dropAllTransactions")  # the request and the fulfilment leave the mempool
@@ -259,17 +192,9 @@ def test_reorg_that_removes_a_mined_fulfilment_gets_the_same_bytes_sent_again(
     node = start_node(stack, confirmations=2)
     try:
         w3 = stack.w3
-        nonce = w3.eth.get_transaction_count(Account.from_key(REQUESTER_KEY).address, "pending")
-        w3.eth.send_raw_transaction(signed_request(stack, nonce))
-        mine(w3, 3)  # the request, then the confirmation depth on top of it
-        request_id = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
-        wait_for(
-            lambda: (
-                (r := row(stack, request_id)) is not None
-                and r.status == RequestStatus.SUBMITTED.value
-            ),
-            60,
-            "the fulfilment to be sent",
+        request_id = send_request(stack, 3)  # the request, then the confirmation depth on it
+        wait_status(
+            stack, request_id, RequestStatus.SUBMITTED.value, 60, "the fulfilment to be sent"
         )
         snapshot = rpc(w3, "evm_snapshot")
         mine(w3)  # the fulfilment is mined, not yet confirmed
@@ -287,12 +212,14 @@ def test_reorg_that_removes_a_mined_fulfilment_gets_the_same_bytes_sent_again(
         rpc(w3, "anvil_dropAllTransactions")
         assert fulfilled_events(stack, request_id) == []
 
-        def confirmed() -> bool:
-            mine(w3)
-            r = row(stack, request_id)
-            return r is not None and r.status == RequestStatus.CONFIRMED.value
-
-        wait_for(confirmed, 60, "the fulfilment to be re-sent and confirmed", interval=0.3)
+        wait_status(
+            stack,
+            request_id,
+            RequestStatus.CONFIRMED.value,
+            60,
+            "the fulfilment to be re-sent and confirmed",
+            mining=True,
+        )
         assert len(fulfilled_events(stack, request_id)) == 1
         with stack.db.session() as s:
             txs = list(s.scalars(select(Transaction)))
@@ -308,26 +235,13 @@ def test_reorg_deeper_than_confirmations_removing_a_confirmed_fulfilment_re_send
     node = start_node(stack, confirmations=1, finality_depth=10)
     try:
         w3 = stack.w3
-        nonce = w3.eth.get_transaction_count(Account.from_key(REQUESTER_KEY).address, "pending")
-        w3.eth.send_raw_transaction(signed_request(stack, nonce))
-        mine(w3, 2)
-        request_id = int(stack.coordinator.contract.functions.nextRequestId().call()) - 1
-        wait_for(
-            lambda: (
-                (r := row(stack, request_id)) is not None
-                and r.status == RequestStatus.SUBMITTED.value
-            ),
-            60,
-            "the fulfilment to be sent",
+        request_id = send_request(stack, 2)
+        wait_status(
+            stack, request_id, RequestStatus.SUBMITTED.value, 60, "the fulfilment to be sent"
         )
         snapshot = rpc(w3, "evm_snapshot")
-
-        def confirmed() -> bool:
-            mine(w3)
-            r = row(stack, request_id)
-            return r is not None and r.status == RequestStatus.CONFIRMED.value
-
-        wait_for(confirmed, 30, "the fulfilment to be confirmed", interval=0.3)
+        confirmed = RequestStatus.CONFIRMED.value
+        wait_status(stack, request_id, confirmed, 30, "the fulfilment to be confirmed", mining=True)
         mine(w3, 2)  # now deeper than the confirmation depth, inside the finality depth
         assert rpc(w3, "evm_revert", [snapshot]) is True
         rpc(w3, "anvil_dropAllTransactions")
@@ -340,7 +254,9 @@ def test_reorg_deeper_than_confirmations_removing_a_confirmed_fulfilment_re_send
             return r is not None and r.status != RequestStatus.CONFIRMED.value
 
         wait_for(reopened, 30, "the relayer to notice its fulfilment is gone", interval=0.3)
-        wait_for(confirmed, 60, "the same fulfilment to be re-sent and confirmed", interval=0.3)
+        wait_status(
+            stack, request_id, confirmed, 60, "the same fulfilment to be re-confirmed", mining=True
+        )
         assert len(fulfilled_events(stack, request_id)) == 1
         with stack.db.session() as s:
             assert len(list(s.scalars(select(Transaction)))) == 1  # the same bytes, not a new tx

@@ -18,8 +18,7 @@ from sqlalchemy import select
 from oracle.db import InferenceRequest
 from oracle.types import RequestStatus
 from tests.conftest import Stack, wait_for
-from tests.faults.test_reorg import rpc, start_node
-from tests.faults.test_soak import logs
+from tests.faults.chain import logs, rpc, start_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

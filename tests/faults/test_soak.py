@@ -29,6 +29,7 @@ from oracle.localstack import RedisServer
 from oracle.settings import ROOT
 from oracle.types import RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
+from tests.faults.chain import logs
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.soak]
 
@@ -40,15 +41,6 @@ CONFIRMATIONS = 2
 
 def rpc(stack: Stack, method: str, params: list[Any] | None = None) -> Any:
     return stack.w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
-
-
-def logs(stack: Stack, event: str) -> dict[int, list[int]]:
-    """request id -> block numbers of ``event`` on the canonical chain."""
-    found: dict[int, list[int]] = {}
-    contract_event = getattr(stack.coordinator.contract.events, event)()
-    for log in contract_event.get_logs(from_block=0):
-        found.setdefault(int(log["args"]["requestId"]), []).append(int(log["blockNumber"]))
-    return found
 
 
 class Soak:
