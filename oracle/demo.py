@@ -13,15 +13,12 @@ from rich.table import Table
 from web3.logs import DISCARD
 
 from oracle.chain.client import CoordinatorClient, connect
-from oracle.db import Database
+from oracle.demos import onboard_with_dev_srs
 from oracle.fixedpoint import from_fixed, to_fixed
-from oracle.onboarding import SrsChoice, onboard
-from oracle.registry import ArtifactStore
 from oracle.requester import Requester
 from oracle.settings import ROOT
 from oracle.stack import LocalStack
 from oracle.types import Mode
-from oracle.zk import DEV_SRS_WARNING, CircuitParams
 
 EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"
 CALIBRATION = ROOT / "models" / "example_mlp.calibration.json"
@@ -45,18 +42,7 @@ def _drive(stack: LocalStack, n: int, console: Console) -> int:
     w3 = connect(settings.chain.rpc_url)
     coordinator = CoordinatorClient(w3, settings.coordinator_address())
     console.print("onboarding the example model for Zk mode (EZKL circuit, keys, verifier)")
-    onboarded = onboard(
-        Database(settings.db.url),
-        ArtifactStore(settings.store.path),
-        coordinator,
-        stack.owner,
-        EXAMPLE_MODEL,
-        CALIBRATION,
-        SrsChoice(dev=True),
-        CircuitParams(),
-        lambda step: console.print(f"  [dim]- {step}[/]", highlight=False),
-    )
-    console.print(f"[bold yellow]warning:[/] {DEV_SRS_WARNING}", highlight=False)
+    onboarded = onboard_with_dev_srs(stack, coordinator, EXAMPLE_MODEL, CALIBRATION, console)
     model_id, scale = onboarded.model_id, onboarded.manifest.input_scale
     out_scale = onboarded.manifest.output_scale
     console.print(

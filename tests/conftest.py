@@ -169,6 +169,25 @@ class Stack:
     tmp: Path
     worker_env: dict[str, str]
 
+    def start_node_process(self, log_name: str, **extra_env: str) -> OracleProcess:
+        """``oracle node`` as a child process on this stack (configured by environment)."""
+        env = {
+            "ORACLE_CONFIG": str(self.tmp / "empty.yaml"),
+            "ORACLE_CHAIN__RPC_URL": self.anvil.url,
+            "ORACLE_CHAIN__DEPLOYMENT_FILE": str(self.tmp / "deployment.json"),
+            "ORACLE_CHAIN__CONFIRMATIONS": "0",
+            "ORACLE_CHAIN__POLL_INTERVAL_S": "0.05",
+            "ORACLE_DB__URL": self.settings.db.url,
+            "ORACLE_REDIS__URL": self.settings.redis.url,
+            "ORACLE_STORE__PATH": str(self.settings.store.path),
+            "ORACLE_METRICS__PORT": "0",
+            "ORACLE_SIGNER__PRIVATE_KEY": NODE_KEY,  # anvil's public development key
+            **extra_env,
+        }
+        proc = OracleProcess("node", ["node"], env, self.tmp / f"{log_name}.log")
+        proc.start()
+        return proc
+
     def request(
         self,
         values: list[int],

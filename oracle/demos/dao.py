@@ -41,13 +41,11 @@ from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, connect
 from oracle.chain.deploy import ETHER, deploy, send
 from oracle.chain.devkeys import ANVIL_DEV_KEYS
-from oracle.db import Database
+from oracle.demos import onboard_with_dev_srs
 from oracle.errors import OracleError, TransactionError
-from oracle.onboarding import Onboarded, SrsChoice, onboard
-from oracle.registry import ArtifactStore
+from oracle.onboarding import Onboarded
 from oracle.settings import ROOT
 from oracle.stack import LocalStack
-from oracle.zk import DEV_SRS_WARNING, CircuitParams
 
 SCREENING_MODEL = ROOT / "models" / "governance" / "screening_model.onnx"
 SCREENING_CALIBRATION = ROOT / "models" / "governance" / "calibration.json"
@@ -234,18 +232,7 @@ def onboard_screening_model(stack: LocalStack, console: Console) -> Onboarded:
     settings = stack.settings()
     coordinator = CoordinatorClient(connect(settings.chain.rpc_url), settings.coordinator_address())
     console.print("onboarding the screening model for Zk mode (EZKL circuit, keys, verifier)")
-    done = onboard(
-        Database(settings.db.url),
-        ArtifactStore(settings.store.path),
-        coordinator,
-        stack.owner,
-        SCREENING_MODEL,
-        SCREENING_CALIBRATION,
-        SrsChoice(dev=True),
-        CircuitParams(),
-        lambda step: console.print(f"  [dim]- {step}[/]", highlight=False),
-    )
-    console.print(f"[bold yellow]warning:[/] {DEV_SRS_WARNING}", highlight=False)
+    done = onboard_with_dev_srs(stack, coordinator, SCREENING_MODEL, SCREENING_CALIBRATION, console)
     console.print(
         f"registered screening model {done.model_id} (scales {done.manifest.input_scale}/"
         f"{done.manifest.output_scale}, 2^{done.manifest.logrows} rows)",

@@ -41,13 +41,11 @@ from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, connect, revert_from_exception
 from oracle.chain.deploy import deploy, send
 from oracle.chain.devkeys import ANVIL_DEV_KEYS
-from oracle.db import Database
+from oracle.demos import onboard_with_dev_srs
 from oracle.errors import OracleError, TransactionError
-from oracle.onboarding import Onboarded, SrsChoice, onboard
-from oracle.registry import ArtifactStore
+from oracle.onboarding import Onboarded
 from oracle.settings import ROOT
 from oracle.stack import LocalStack
-from oracle.zk import DEV_SRS_WARNING, CircuitParams
 
 RISK_MODEL = ROOT / "models" / "risk" / "risk_model.onnx"
 RISK_CALIBRATION = ROOT / "models" / "risk" / "calibration.json"
@@ -228,19 +226,7 @@ def _contract(w3: Web3, address: str, name: str) -> Contract:
 def onboard_risk_model(
     stack: LocalStack, coordinator: CoordinatorClient, console: Console
 ) -> Onboarded:
-    settings = stack.settings()
-    done = onboard(
-        Database(settings.db.url),
-        ArtifactStore(settings.store.path),
-        coordinator,
-        stack.owner,
-        RISK_MODEL,
-        RISK_CALIBRATION,
-        SrsChoice(dev=True),
-        CircuitParams(),
-        lambda step: console.print(f"  [dim]- {step}[/]", highlight=False),
-    )
-    console.print(f"[bold yellow]warning:[/] {DEV_SRS_WARNING}", highlight=False)
+    done = onboard_with_dev_srs(stack, coordinator, RISK_MODEL, RISK_CALIBRATION, console)
     m = done.manifest
     console.print(
         f"registered risk model {done.model_id} (scales {m.input_scale}/{m.output_scale}, "

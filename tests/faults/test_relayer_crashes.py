@@ -19,23 +19,7 @@ INPUT = [1 << 15, -(1 << 14), 1 << 13, 0]
 
 
 def node_process(stack: Stack, name: str, crash_at: str | None) -> OracleProcess:
-    env = {
-        "ORACLE_CONFIG": str(stack.tmp / "empty.yaml"),
-        "ORACLE_CHAIN__RPC_URL": stack.anvil.url,
-        "ORACLE_CHAIN__DEPLOYMENT_FILE": str(stack.tmp / "deployment.json"),
-        "ORACLE_CHAIN__CONFIRMATIONS": "0",
-        "ORACLE_CHAIN__POLL_INTERVAL_S": "0.05",
-        "ORACLE_DB__URL": stack.settings.db.url,
-        "ORACLE_REDIS__URL": stack.settings.redis.url,
-        "ORACLE_STORE__PATH": str(stack.settings.store.path),
-        "ORACLE_METRICS__PORT": "0",
-        "ORACLE_SIGNER__PRIVATE_KEY": NODE_KEY,  # anvil's public development key
-    }
-    if crash_at is not None:
-        env["ORACLE_CRASH_AT"] = crash_at
-    proc = OracleProcess("node", ["node"], env, stack.tmp / f"{name}.log")
-    proc.start()
-    return proc
+    return stack.start_node_process(name, **({"ORACLE_CRASH_AT": crash_at} if crash_at else {}))
 
 
 def one_tx_per_request_and_no_gap(stack: Stack) -> None:

@@ -7,7 +7,6 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from oracle.chain.devkeys import NODE_KEY
 from oracle.db import InferenceRequest, Transaction
 from oracle.fixedpoint import to_fixed
 from oracle.localstack import OracleProcess
@@ -17,21 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def start_node(stack: Stack, n: int) -> OracleProcess:
-    env = {
-        "ORACLE_CONFIG": str(stack.tmp / "empty.yaml"),
-        "ORACLE_CHAIN__RPC_URL": stack.anvil.url,
-        "ORACLE_CHAIN__DEPLOYMENT_FILE": str(stack.tmp / "deployment.json"),
-        "ORACLE_CHAIN__CONFIRMATIONS": "0",
-        "ORACLE_CHAIN__POLL_INTERVAL_S": "0.05",
-        "ORACLE_DB__URL": stack.settings.db.url,
-        "ORACLE_REDIS__URL": stack.settings.redis.url,
-        "ORACLE_STORE__PATH": str(stack.settings.store.path),
-        "ORACLE_METRICS__PORT": "0",
-        "ORACLE_SIGNER__PRIVATE_KEY": NODE_KEY,  # anvil's public development key
-    }
-    proc = OracleProcess("node", ["node"], env, stack.tmp / f"node{n}.log")
-    proc.start()
-    return proc
+    return stack.start_node_process(f"node{n}")
 
 
 def confirmed(stack: Stack) -> int:
