@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from oracle.chain.client import CoordinatorClient, connect
 from oracle.db import Database, InferenceRequest, Transaction
+from oracle.dev.requester import Requester
+from oracle.dev.stack import LocalStack
 from oracle.fixedpoint import to_fixed
-from oracle.registry import ArtifactStore, register_model
-from oracle.requester import Requester
-from oracle.settings import ROOT
-from oracle.stack import LocalStack
+from oracle.models.registration import register_model
+from oracle.models.store import ArtifactStore
+from oracle.paths import ROOT
 
 MODEL = ROOT / "models" / "example_mlp.onnx"
 

@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_account import Account
 
-from oracle import onboarding, zk
 from oracle.chain.deploy import deploy_artifact
-from oracle.chain.devkeys import ANVIL_DEV_KEYS
-from oracle.localstack import Anvil
-from oracle.registry import ArtifactStore, inspect_onnx, model_id_of
-from oracle.settings import ROOT
+from oracle.dev.keys import ANVIL_DEV_KEYS
+from oracle.dev.processes import Anvil
+from oracle.models import onboarding, zk
+from oracle.models.store import ArtifactStore, inspect_onnx, model_id_of
+from oracle.paths import ROOT
 
 MODELS = [
     (ROOT / "models" / "example_mlp.onnx", ROOT / "models" / "example_mlp.calibration.json"),

@@ -24,8 +24,8 @@ from pydantic_settings import (
 )
 
 from oracle.errors import ConfigError
+from oracle.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 _FILE_VALUES: ContextVar[dict[str, Any]] = ContextVar("oracle_settings_file", default={})
 
 

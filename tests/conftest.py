@@ -23,12 +23,14 @@ from web3 import Web3
 from oracle.chain.client import CoordinatorClient, connect
 from oracle.chain.compile import compile_contracts
 from oracle.chain.deploy import ETHER, CoordinatorParams, Deployment, deploy_stack, register_node
-from oracle.chain.devkeys import ANVIL_DEV_KEYS, NODE_KEY, REQUESTER_KEY
 from oracle.db import Database
-from oracle.localstack import Anvil, OracleProcess, RedisServer, file_exists, free_port
-from oracle.registry import ArtifactStore, register_model
-from oracle.requester import Requester
-from oracle.settings import ROOT, Settings, load_settings
+from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY, REQUESTER_KEY
+from oracle.dev.processes import Anvil, OracleProcess, RedisServer, file_exists, free_port
+from oracle.dev.requester import Requester
+from oracle.models.registration import register_model
+from oracle.models.store import ArtifactStore
+from oracle.paths import ROOT
+from oracle.settings import Settings, load_settings
 
 EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"
 
@@ -343,8 +345,8 @@ def onnx_variant(dest: Path, tag: str, weight_factor: float = 1.0) -> Path:
 @pytest.fixture(scope="session")
 def zk_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Circuits built once per session (dev SRS): 'a' and 'b' are different functions."""
-    from oracle import onboarding, zk
-    from oracle.registry import model_id_of
+    from oracle.models import onboarding, zk
+    from oracle.models.store import model_id_of
 
     root = tmp_path_factory.mktemp("zkstore")
     store = ArtifactStore(root / "models")

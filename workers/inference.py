@@ -17,19 +17,19 @@ import structlog
 from celery import Task
 from celery.signals import worker_process_init
 
-from oracle.crashpoints import crash_point
 from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.db.models import utcnow
+from oracle.dev.crashpoints import crash_point
 from oracle.errors import InferenceError, InputError, ModelError
 from oracle.fixedpoint import INT256_MAX, INT256_MIN
-from oracle.registry import ArtifactStore
+from oracle.models.store import ArtifactStore
 from oracle.settings import Settings
 from oracle.types import Mode, RequestStatus
 from workers import rows
 from workers.app import INFERENCE_TASK, app, enqueue_proof
-from workers.notify import reset as reset_notifiers
-from workers.notify import wake_relayer
 from workers.runtime import SessionCache
+from workers.wake import reset as reset_notifiers
+from workers.wake import wake_relayer
 
 log = structlog.get_logger(__name__)
 

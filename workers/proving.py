@@ -25,17 +25,17 @@ import structlog
 from celery import Task
 from celery.signals import worker_process_init
 
-from oracle import zk
 from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.db.models import utcnow
 from oracle.errors import ModelError, ProofError
-from oracle.onboarding import check_circuit, srs_dir
-from oracle.registry import ArtifactStore
+from oracle.models import zk
+from oracle.models.onboarding import check_circuit, srs_dir
+from oracle.models.store import ArtifactStore
 from oracle.settings import Settings
 from oracle.types import RequestStatus
 from workers import rows
 from workers.app import PROOF_TASK, app
-from workers.notify import wake_relayer
+from workers.wake import wake_relayer
 
 log = structlog.get_logger(__name__)
 

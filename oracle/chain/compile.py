@@ -24,8 +24,8 @@ from typing import Any
 import structlog
 
 from oracle.errors import OracleError
+from oracle.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "solidity" / "src"
 OUT = ROOT / "solidity" / "out"
 SETTINGS: dict[str, Any] = {

@@ -14,8 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from oracle.errors import ConfigError
+from oracle.paths import ROOT
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = ROOT / "migrations"
 
 
 def _make_engine(url: str, echo: bool = False) -> Engine:

@@ -10,8 +10,8 @@ from hexbytes import HexBytes
 from sqlalchemy import select
 from web3 import Web3
 
-from oracle.chain.devkeys import REQUESTER_KEY
 from oracle.db import InferenceRequest, Transaction
+from oracle.dev.keys import REQUESTER_KEY
 from oracle.types import Mode, TxStatus
 from tests.conftest import Stack, wait_for
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from oracle.chain.devkeys import ANVIL_DEV_KEYS
+from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.errors import TransactionError
 from oracle.fixedpoint import to_fixed
-from oracle.registry import ArtifactStore, register_model
+from oracle.models.registration import register_model
+from oracle.models.store import ArtifactStore
 from oracle.types import RequestStatus
 from tests.conftest import Stack, onnx_variant, wait_for
 from tests.faults.chain import fulfilled_events

@@ -12,9 +12,9 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
-from oracle.chain.devkeys import REQUESTER_KEY
 from oracle.db import InferenceRequest, Transaction
-from oracle.localstack import RedisServer
+from oracle.dev.keys import REQUESTER_KEY
+from oracle.dev.processes import RedisServer
 from oracle.types import Mode
 from tests.conftest import Stack, wait_for
 from tests.faults.chain import fulfilled_events, start_node
@@ -112,7 +112,7 @@ def test_inference_workers_killed_under_load_redo_each_job_once(stack: Stack) ->
 def test_poison_request_that_kills_its_worker_is_capped_and_answered_with_an_error(
     stack: Stack,
 ) -> None:
-    from oracle.localstack import OracleProcess, file_exists
+    from oracle.dev.processes import OracleProcess, file_exists
 
     stack.worker.stop()  # replace the fixture's worker with one whose model kills it
     ready = stack.tmp / "poison-worker.ready"

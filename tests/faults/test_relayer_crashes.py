@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from oracle.chain.devkeys import NODE_KEY
-from oracle.crashpoints import EXIT_CODE, POINTS
 from oracle.db import InferenceRequest, Transaction
-from oracle.localstack import OracleProcess
+from oracle.dev.crashpoints import EXIT_CODE, POINTS
+from oracle.dev.keys import NODE_KEY
+from oracle.dev.processes import OracleProcess
 from tests.conftest import Stack, wait_for
 from tests.faults.chain import fulfilled_events
 

@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 from sqlalchemy import select
 
-from oracle.chain.devkeys import NODE_KEY
 from oracle.db import Transaction
+from oracle.dev.keys import NODE_KEY
 from oracle.types import RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
 from tests.faults.chain import (

@@ -13,8 +13,8 @@ from eth_account import Account
 from hexbytes import HexBytes
 from sqlalchemy import select
 
-from oracle.chain.devkeys import REQUESTER_KEY
 from oracle.db import ChainCursor, Transaction
+from oracle.dev.keys import REQUESTER_KEY
 from oracle.types import RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
 from tests.faults.chain import (

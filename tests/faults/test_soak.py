@@ -23,10 +23,10 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from oracle.chain.devkeys import NODE_KEY, REQUESTER_KEY
 from oracle.db import InferenceRequest, Transaction
-from oracle.localstack import RedisServer
-from oracle.settings import ROOT
+from oracle.dev.keys import NODE_KEY, REQUESTER_KEY
+from oracle.dev.processes import RedisServer
+from oracle.paths import ROOT
 from oracle.types import RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
 from tests.faults.chain import logs

@@ -15,10 +15,10 @@ from web3.logs import DISCARD
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, RequestStruct
 from oracle.chain.deploy import ETHER, CoordinatorParams, deploy, deploy_stack, register_node, send
-from oracle.chain.devkeys import ANVIL_DEV_KEYS
+from oracle.dev.keys import ANVIL_DEV_KEYS
+from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
 from oracle.fixedpoint import BN254_R
-from oracle.localstack import Anvil
 
 pytestmark = pytest.mark.integration
 

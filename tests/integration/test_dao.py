@@ -13,11 +13,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
-from oracle import onboarding, zk
 from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import ETHER, send
-from oracle.chain.devkeys import ANVIL_DEV_KEYS, NODE_KEY
-from oracle.demos.dao import (
+from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY
+from oracle.examples.dao import (
     DRAIN,
     GRANT,
     GRANTS_PROGRAM,
@@ -34,7 +33,8 @@ from oracle.demos.dao import (
     mine,
     try_send,
 )
-from oracle.registry import ArtifactStore
+from oracle.models import onboarding, zk
+from oracle.models.store import ArtifactStore
 from tests.conftest import Stack, start_prover, wait_for
 
 pytestmark = pytest.mark.integration
@@ -194,7 +194,7 @@ def test_unanswered_screening_can_be_cancelled_after_its_deadline(stack: Stack) 
 
 
 def test_governor_fits_the_contract_size_limit() -> None:
-    from oracle.settings import ROOT
+    from oracle.paths import ROOT
 
     artifact = json.loads(Path(ROOT / "solidity" / "out" / "ScreenedGovernor.json").read_text())
     assert len(str(artifact["deployedBytecode"]).removeprefix("0x")) // 2 <= onboarding.EIP170_LIMIT

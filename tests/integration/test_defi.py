@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from eth_account import Account
 
-from oracle import onboarding, zk
 from oracle.chain.deploy import send
-from oracle.chain.devkeys import ANVIL_DEV_KEYS
-from oracle.demos.defi import (
+from oracle.dev.keys import ANVIL_DEV_KEYS
+from oracle.errors import TransactionError
+from oracle.examples.defi import (
     AGE_BLOCKS,
     CALM_PRICES,
     COLLATERAL,
@@ -33,8 +33,8 @@ from oracle.demos.defi import (
     mine,
     reference_score,
 )
-from oracle.errors import TransactionError
-from oracle.registry import ArtifactStore
+from oracle.models import onboarding, zk
+from oracle.models.store import ArtifactStore
 from tests.conftest import EXAMPLE_CALIBRATION, Stack, onnx_variant, start_prover
 from tests.unit.test_risk_model import _load_train
 

@@ -13,9 +13,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from oracle import onboarding, zk
-from oracle.registry import ArtifactStore
-from oracle.settings import ROOT
+from oracle.models import onboarding, zk
+from oracle.models.store import ArtifactStore
+from oracle.paths import ROOT
 
 pytestmark = pytest.mark.integration
 

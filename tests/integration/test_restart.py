@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from oracle.db import InferenceRequest, Transaction
+from oracle.dev.processes import OracleProcess
 from oracle.fixedpoint import to_fixed
-from oracle.localstack import OracleProcess
 from tests.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.integration

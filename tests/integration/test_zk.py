@@ -16,13 +16,13 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
-from oracle import onboarding, zk
 from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import send
-from oracle.chain.devkeys import ANVIL_DEV_KEYS, NODE_KEY
 from oracle.db import InferenceRequest, Transaction
+from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY
 from oracle.errors import TransactionError
-from oracle.registry import ArtifactStore
+from oracle.models import onboarding, zk
+from oracle.models.store import ArtifactStore
 from oracle.types import RequestStatus
 from tests.conftest import (
     EXAMPLE_CALIBRATION,
@@ -286,7 +286,7 @@ def test_cli_onboarding_registers_a_verifiable_model_once(stack: Stack, tmp_path
     import subprocess
     import sys
 
-    from oracle.settings import ROOT
+    from oracle.paths import ROOT
 
     onnx = onnx_variant(tmp_path / "cli.onnx", "cli")
     argv = [

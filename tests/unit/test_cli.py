@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle.settings import ROOT
+from oracle.paths import ROOT
 
 EXAMPLE = str(ROOT / "models" / "example_mlp.onnx")
 CAL = str(ROOT / "models" / "example_mlp.calibration.json")

@@ -10,7 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from oracle.cli import app
-from oracle.settings import ROOT, Settings
+from oracle.paths import ROOT
+from oracle.settings import Settings
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]

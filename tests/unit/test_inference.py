@@ -10,8 +10,8 @@ import pytest
 from oracle.db import ModelRecord
 from oracle.errors import InferenceError, InputError, ModelError
 from oracle.fixedpoint import BN254_R, from_fixed, to_field, to_fixed
-from oracle.registry import inspect_onnx, model_id_of
-from oracle.settings import ROOT
+from oracle.models.store import inspect_onnx, model_id_of
+from oracle.paths import ROOT
 from workers.inference import quantize_output, validate_input
 from workers.runtime import SessionCache
 

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from oracle.settings import ROOT
+from oracle.paths import ROOT
 
 RISK_DIR = ROOT / "models" / "risk"
 # Floors stated in models/risk/MODEL_CARD.md ("Accuracy"); the shipped model does better.

@@ -13,7 +13,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from oracle.settings import ROOT
+from oracle.paths import ROOT
 
 GOV_DIR = ROOT / "models" / "governance"
 MODEL = GOV_DIR / "screening_model.onnx"

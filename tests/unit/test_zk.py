@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from oracle import onboarding, zk
 from oracle.errors import ModelError, ProofError
-from oracle.registry import ArtifactStore
-from oracle.settings import ROOT
+from oracle.models import onboarding, zk
+from oracle.models.store import ArtifactStore
+from oracle.paths import ROOT
 from workers.proving import max_deviation
 
 EXAMPLE = ROOT / "models" / "example_mlp.onnx"

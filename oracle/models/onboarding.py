@@ -24,11 +24,12 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from oracle import zk
 from oracle.chain.compile import compile_standalone
 from oracle.db import Database
 from oracle.errors import ModelError, ProofError
-from oracle.registry import ArtifactStore, ZkRecord, inspect_onnx, model_id_of, register_model
+from oracle.models import zk
+from oracle.models.registration import ZkRecord, register_model
+from oracle.models.store import ArtifactStore, inspect_onnx, model_id_of
 from oracle.types import ModelId
 
 log = structlog.get_logger(__name__)

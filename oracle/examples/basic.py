@@ -13,11 +13,11 @@ from rich.table import Table
 from web3.logs import DISCARD
 
 from oracle.chain.client import CoordinatorClient, connect
-from oracle.demos import onboard_with_dev_srs
+from oracle.dev.requester import Requester
+from oracle.dev.stack import LocalStack
+from oracle.examples import onboard_with_dev_srs
 from oracle.fixedpoint import from_fixed, to_fixed
-from oracle.requester import Requester
-from oracle.settings import ROOT
-from oracle.stack import LocalStack
+from oracle.paths import ROOT
 from oracle.types import Mode
 
 EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"

@@ -1,4 +1,4 @@
-"""`python -m oracle.demos.defi`: a lending market whose loan limits come from a proved model.
+"""`python -m oracle.examples.defi`: a lending market whose loan limits come from a proved model.
 
 ``RiskLendingMarket`` computes five features of a borrower on chain (collateral price
 volatility, pool utilisation, account age, past liquidations, past repayments), asks the
@@ -40,12 +40,12 @@ from web3.logs import DISCARD
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, connect, revert_from_exception
 from oracle.chain.deploy import deploy, send
-from oracle.chain.devkeys import ANVIL_DEV_KEYS
-from oracle.demos import onboard_with_dev_srs
+from oracle.dev.keys import ANVIL_DEV_KEYS
+from oracle.dev.stack import LocalStack
 from oracle.errors import OracleError, TransactionError
-from oracle.onboarding import Onboarded
-from oracle.settings import ROOT
-from oracle.stack import LocalStack
+from oracle.examples import onboard_with_dev_srs
+from oracle.models.onboarding import Onboarded
+from oracle.paths import ROOT
 
 RISK_MODEL = ROOT / "models" / "risk" / "risk_model.onnx"
 RISK_CALIBRATION = ROOT / "models" / "risk" / "calibration.json"

@@ -8,10 +8,10 @@ from rich.console import Console
 
 from oracle.chain.client import CoordinatorClient
 from oracle.db import Database
-from oracle.onboarding import Onboarded, SrsChoice, onboard
-from oracle.registry import ArtifactStore
-from oracle.stack import LocalStack
-from oracle.zk import DEV_SRS_WARNING, CircuitParams
+from oracle.dev.stack import LocalStack
+from oracle.models.onboarding import Onboarded, SrsChoice, onboard
+from oracle.models.store import ArtifactStore
+from oracle.models.zk import DEV_SRS_WARNING, CircuitParams
 
 
 def onboard_with_dev_srs(

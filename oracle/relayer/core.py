@@ -25,11 +25,11 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
 
 from oracle.chain.client import CoordinatorClient, RequestStruct, revert_from_exception
-from oracle.crashpoints import crash_point
 from oracle.db import Database, InferenceRequest, Transaction
 from oracle.db.models import utcnow
+from oracle.dev.crashpoints import crash_point
 from oracle.errors import TransactionError
-from oracle.notify import Notifier
+from oracle.relayer.wake import Notifier
 from oracle.settings import Settings
 from oracle.types import RequestStatus, TxStatus
 

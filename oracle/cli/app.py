@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from oracle.errors import OracleError
-from oracle.settings import ROOT, Settings, load_settings
+from oracle.paths import ROOT
+from oracle.settings import Settings, load_settings
 
 app = typer.Typer(
     name="oracle",
@@ -152,7 +153,7 @@ def up(
     port: Annotated[int, typer.Option(min=1, max=65535, help="anvil RPC port.")] = 8545,
 ) -> None:
     """Start the local stack (anvil, redis, contracts, node, worker) until Ctrl-C."""
-    from oracle.stack import LocalStack
+    from oracle.dev.stack import LocalStack
 
     stack = LocalStack(workdir, block_time or None, anvil_port=port)
     stop = threading.Event()
@@ -176,7 +177,8 @@ def up(
 def _register_example(stack: Any, settings: Settings) -> str:
     from oracle.chain.client import CoordinatorClient, connect
     from oracle.db import Database
-    from oracle.registry import ArtifactStore, register_model
+    from oracle.models.registration import register_model
+    from oracle.models.store import ArtifactStore
 
     w3 = connect(settings.chain.rpc_url)
     model_id, _ = register_model(
@@ -198,7 +200,7 @@ def demo(
     workdir: Annotated[Path | None, typer.Option(help="State dir (default: a temp dir).")] = None,
 ) -> None:
     """Start the local stack, answer N requests from the example consumer, print, stop."""
-    from oracle.demo import run_demo
+    from oracle.examples.basic import run_demo
 
     fulfilled = run_demo(requests, block_time or None, workdir, out)
     if fulfilled != requests:
@@ -215,7 +217,7 @@ def demo_defi(
     workdir: Annotated[Path | None, typer.Option(help="State dir (default: a temp dir).")] = None,
 ) -> None:
     """A lending market whose loan limits come from a Zk-proved risk model: walk a story."""
-    from oracle.demos.defi import run_defi_demo
+    from oracle.examples.defi import run_defi_demo
 
     if not run_defi_demo(_wide(), workdir):
         raise typer.Exit(1)
@@ -226,7 +228,7 @@ def demo_dao(
     workdir: Annotated[Path | None, typer.Option(help="State dir (default: a temp dir).")] = None,
 ) -> None:
     """A DAO whose proposals are screened by a Zk-proved model before they can be queued."""
-    from oracle.demos.dao import run_dao_demo
+    from oracle.examples.dao import run_dao_demo
 
     if not run_dao_demo(_wide(), workdir):
         raise typer.Exit(1)
@@ -246,9 +248,9 @@ def deploy(
 
     from oracle.chain.client import connect
     from oracle.chain.deploy import deploy_stack, register_node
-    from oracle.chain.devkeys import DEPLOYER_KEY
     from oracle.chain.signer import load_signer
-    from oracle.requester import ANVIL_CHAIN_IDS
+    from oracle.dev.keys import DEPLOYER_KEY
+    from oracle.dev.requester import ANVIL_CHAIN_IDS
 
     if if_missing and out_file.exists():
         out.print(f"{out_file} exists; nothing to do")
@@ -323,7 +325,8 @@ def model_register(
     """Store a model by hash and register it on chain; prints the modelId."""
     from oracle.chain.client import CoordinatorClient, connect
     from oracle.db import Database
-    from oracle.registry import ArtifactStore, register_model
+    from oracle.models.registration import register_model
+    from oracle.models.store import ArtifactStore
 
     if not path.is_file():
         fail(f"{path} is not a file")
@@ -396,7 +399,7 @@ def _register_zk(
     target: str | None,
     quiet: bool,
 ) -> dict[str, Any]:
-    from oracle import onboarding, zk
+    from oracle.models import onboarding, zk
 
     params = zk.CircuitParams(
         target="accuracy" if (target or settings.zk.target) == "accuracy" else "resources",
@@ -448,9 +451,9 @@ def _registrar(w3: Any, settings: Settings) -> Any:
     """
     from eth_account import Account
 
-    from oracle.chain.devkeys import DEPLOYER_KEY
     from oracle.chain.signer import load_signer
-    from oracle.requester import ANVIL_CHAIN_IDS
+    from oracle.dev.keys import DEPLOYER_KEY
+    from oracle.dev.requester import ANVIL_CHAIN_IDS
 
     key = os.environ.get("ORACLE_REGISTRAR_KEY")
     if key:
@@ -476,7 +479,7 @@ def request(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Send a request through the example consumer and wait for its callback."""
-    from oracle.requester import Requester, parse_mode, parse_values
+    from oracle.dev.requester import Requester, parse_mode, parse_values
     from oracle.types import parse_model_id
 
     try:
@@ -507,7 +510,7 @@ def status(
 ) -> None:
     """Requests by state and the listener's cursor, read from the database."""
     from oracle.db import Database
-    from oracle.status import collect_status
+    from oracle.node.status import collect_status
 
     settings = ctx.obj.settings()
     db = Database(settings.db.url)

@@ -25,7 +25,7 @@ from oracle.chain.client import CoordinatorClient, RequestedEvent
 from oracle.db import BlockRecord, ChainCursor, Database, InferenceRequest, ModelRecord
 from oracle.db.models import utcnow
 from oracle.errors import ChainError, ReorgTooDeepError
-from oracle.registry import ArtifactStore
+from oracle.models.store import ArtifactStore
 from oracle.settings import ChainSettings
 from oracle.types import RequestStatus
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from oracle.db import Database, InferenceRequest
-from oracle.notify import Notifier
+from oracle.relayer.wake import Notifier
 
 log = structlog.get_logger(__name__)
 

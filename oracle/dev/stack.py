@@ -2,7 +2,7 @@
 
 anvil (a real local chain) -> contracts deployed -> node registered and staked ->
 redis-server -> SQLite migrated -> an inference worker and a prover worker -> the node.
-Keys are anvil's public development keys (see ``oracle.chain.devkeys``).
+Keys are anvil's public development keys (see ``oracle.dev.keys``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from eth_account.signers.local import LocalAccount
 
 from oracle.chain.compile import compile_contracts
 from oracle.chain.deploy import ETHER, CoordinatorParams, Deployment, deploy_stack, register_node
-from oracle.chain.devkeys import DEPLOYER_KEY, NODE_KEY
 from oracle.db import Database
-from oracle.localstack import Anvil, OracleProcess, RedisServer, file_exists, free_port
+from oracle.dev.keys import DEPLOYER_KEY, NODE_KEY
+from oracle.dev.processes import Anvil, OracleProcess, RedisServer, file_exists, free_port
 from oracle.settings import Settings, load_settings
 
 

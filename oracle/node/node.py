@@ -14,12 +14,13 @@ from oracle.chain.client import CoordinatorClient, connect
 from oracle.chain.signer import load_signer
 from oracle.db import Database
 from oracle.errors import ChainError
-from oracle.listener import Listener
-from oracle.notify import Notifier
-from oracle.registry import ArtifactStore
+from oracle.ingest.listener import Listener
+from oracle.models.store import ArtifactStore
+from oracle.node.http import StatusServer
+from oracle.node.status import collect_status
 from oracle.relayer import Relayer
+from oracle.relayer.wake import Notifier
 from oracle.settings import Settings
-from oracle.status import StatusServer, collect_status
 from workers import app as celery_app
 
 log = structlog.get_logger(__name__)

@@ -22,8 +22,7 @@ import redis
 from web3 import Web3
 
 from oracle.errors import ToolchainError
-
-ROOT = Path(__file__).resolve().parent.parent
+from oracle.paths import ROOT
 
 
 def free_port() -> int:

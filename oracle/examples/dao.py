@@ -1,4 +1,4 @@
-"""`python -m oracle.demos.dao`: a DAO whose proposals are screened by a proved model.
+"""`python -m oracle.examples.dao`: a DAO whose proposals are screened by a proved model.
 
 ``ScreenedGovernor`` (OpenZeppelin Governor + timelock) computes five features of every new
 proposal on chain (share of the treasury moved, share of calls to never-seen targets,
@@ -13,7 +13,7 @@ refuses to queue or execute a proposal until its screening passed. The story:
 5. the grant is queued and executed; queuing the drain reverts with ``ProposalBlocked``.
 
 The model and its card live in ``models/governance/``. Keys are anvil's public development
-keys (``oracle.chain.devkeys``).
+keys (``oracle.dev.keys``).
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from web3.logs import DISCARD
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, connect
 from oracle.chain.deploy import ETHER, deploy, send
-from oracle.chain.devkeys import ANVIL_DEV_KEYS
-from oracle.demos import onboard_with_dev_srs
+from oracle.dev.keys import ANVIL_DEV_KEYS
+from oracle.dev.stack import LocalStack
 from oracle.errors import OracleError, TransactionError
-from oracle.onboarding import Onboarded
-from oracle.settings import ROOT
-from oracle.stack import LocalStack
+from oracle.examples import onboard_with_dev_srs
+from oracle.models.onboarding import Onboarded
+from oracle.paths import ROOT
 
 SCREENING_MODEL = ROOT / "models" / "governance" / "screening_model.onnx"
 SCREENING_CALIBRATION = ROOT / "models" / "governance" / "calibration.json"

@@ -15,7 +15,7 @@ from web3.logs import DISCARD
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, connect
 from oracle.chain.deploy import send
-from oracle.chain.devkeys import REQUESTER_KEY
+from oracle.dev.keys import REQUESTER_KEY
 from oracle.errors import ConfigError, OracleError
 from oracle.fixedpoint import from_fixed, to_fixed
 from oracle.settings import Settings

@@ -1,8 +1,4 @@
-"""Status and metrics: request counts by state, the listener's cursor, a health check.
-
-Served over HTTP by the node (``/healthz``, ``/status``, ``/metrics``) and printed by
-``oracle status`` straight from the database.
-"""
+"""The node's HTTP endpoint: ``/healthz``, ``/status`` and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -13,40 +9,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from sqlalchemy import func, select
 from starlette.responses import Response
 
-from oracle.db import ChainCursor, Database, InferenceRequest
 from oracle.settings import MetricsSettings
 
 if TYPE_CHECKING:
     from oracle.node import Node
-
-
-def collect_status(
-    db: Database, chain_id: int | None = None, coordinator: str | None = None
-) -> dict[str, Any]:
-    """Counts per request state, and each cursor. Filters by chain/coordinator when given."""
-    with db.session() as s:
-        q = select(InferenceRequest.status, func.count()).group_by(InferenceRequest.status)
-        cq = select(ChainCursor)
-        if chain_id is not None:
-            q = q.where(InferenceRequest.chain_id == chain_id)
-            cq = cq.where(ChainCursor.chain_id == chain_id)
-        if coordinator is not None:
-            q = q.where(InferenceRequest.coordinator == coordinator)
-            cq = cq.where(ChainCursor.coordinator == coordinator)
-        counts = {status: int(n) for status, n in s.execute(q)}
-        cursors = [
-            {
-                "chain_id": c.chain_id,
-                "coordinator": c.coordinator,
-                "block": c.block_number,
-                "halted": c.halted_reason,
-            }
-            for c in s.scalars(cq)
-        ]
-    return {"requests": counts, "cursors": cursors}
 
 
 def build_app(node: Node) -> FastAPI:

@@ -1,0 +1,5 @@
+"""The node: listener and relayer wired together, with health and an HTTP endpoint."""
+
+from oracle.node.node import Node
+
+__all__ = ["Node"]
