@@ -11,7 +11,6 @@ ModelId = NewType("ModelId", str)
 RequestId = NewType("RequestId", int)
 """The Coordinator's sequential request id."""
 
-Wei = NewType("Wei", int)
 ChainId = NewType("ChainId", int)
 
 
@@ -38,8 +37,22 @@ class RequestStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-TERMINAL_STATUSES = frozenset(
-    {RequestStatus.CONFIRMED, RequestStatus.REORGED, RequestStatus.CANCELLED}
+class HealthCode(enum.StrEnum):
+    """Why a part of the node is not healthy: a stable code for probes, dashboards and alerts.
+
+    The node's health is *down* (HTTP 503) for codes in :data:`DOWN_CODES`, *degraded*
+    (HTTP 206) for the others, and healthy (HTTP 200) when no part reports one."""
+
+    LISTENER_HALTED = "listener_halted"  # a reorg deeper than finality: refuses to guess
+    LISTENER_STALE = "listener_stale"  # has not completed a poll recently
+    RELAYER_STALE = "relayer_stale"  # has not completed a round recently
+    SIGNER_UNFUNDED = "signer_unfunded"  # the signer cannot pay for gas: work waits
+    BROADCAST_FAILING = "broadcast_failing"  # the RPC refuses our transactions
+    FULFIL_BLOCKED = "fulfil_blocked"  # simulation reverts for a reason that may pass
+
+
+DOWN_CODES = frozenset(
+    {HealthCode.LISTENER_HALTED, HealthCode.LISTENER_STALE, HealthCode.RELAYER_STALE}
 )
 
 
