@@ -28,6 +28,12 @@ class CoordinatorParams:
     base_fee: int = 10**15  # 0.001 ether
     zk_premium: int = 10**16
     fee_per_callback_gas: int = 10**9
+    unbonding_blocks: int = 100
+    fee_change_delay_blocks: int = 100
+    # Caps on each fee component, fixed for the Coordinator's lifetime.
+    max_base_fee: int = 10**17
+    max_zk_premium: int = 10**18
+    max_fee_per_callback_gas: int = 10**11
 
     def constructor_args(self) -> list[Any]:
         return [
@@ -36,6 +42,9 @@ class CoordinatorParams:
             self.max_callback_gas_limit,
             self.max_input_length,
             (self.base_fee, self.zk_premium, self.fee_per_callback_gas),
+            self.unbonding_blocks,
+            self.fee_change_delay_blocks,
+            (self.max_base_fee, self.max_zk_premium, self.max_fee_per_callback_gas),
         ]
 
 

@@ -7,14 +7,19 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {ICoordinator} from "./interfaces/ICoordinator.sol";
 import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
 import {IVerifier} from "./interfaces/IVerifier.sol";
+import {FieldMath} from "./libraries/FieldMath.sol";
 
 /// @title Coordinator
 /// @notice Takes inference requests from consumer contracts, keeps a commitment per request,
 /// and delivers results from staked nodes back to the consumer with exactly the gas it asked for.
 /// @dev Commitment pattern after Chainlink VRF: only `keccak256(abi.encode(Request))` is stored;
 /// the fulfilling node repeats the request. The callback never reverts the fulfilment.
+/// Trust rules enforced here: Zk instances are canonical field elements (one integer per field
+/// element); inputs and outputs have the model's lengths; answers after the deadline are refused;
+/// fee changes are capped and take effect only after a delay; a node's pause is a ban that
+/// survives deregistration; stake leaves through an unbonding delay during which it is slashable.
 contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
-    /// @notice Fee parameters, set by the owner.
+    /// @notice Fee parameters, set by the owner (each component under a cap fixed at construction).
     struct FeeConfig {
         uint96 baseFee;
         uint96 zkPremium;
@@ -24,15 +29,19 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     struct Node {
         uint256 stake;
         bool registered;
-        bool paused;
+    }
+
+    /// @notice Stake a node deregistered and has not withdrawn yet (still slashable).
+    struct Unbonding {
+        uint256 amount;
+        uint64 releaseBlock;
     }
 
     uint8 internal constant MODE_NONE = 0;
     uint8 internal constant MODE_ZK = 1;
     uint8 internal constant MODE_OPTIMISTIC = 2;
-    /// @dev Order of the BN254 scalar field: EZKL's public instances live there.
-    uint256 internal constant FIELD_MODULUS =
-        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// @dev Longest `err` a fulfilment may carry: a consumer's callback must be able to afford it.
+    uint256 internal constant MAX_ERR_LENGTH = 256;
     /// @dev Gas kept back for the work after the callback (event, return) and the call itself.
     uint256 internal constant CALLBACK_GAS_MARGIN = 5_000;
 
@@ -40,11 +49,21 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint32 private immutable i_requestTimeoutBlocks;
     uint32 private immutable i_maxCallbackGasLimit;
     uint32 private immutable i_maxInputLength;
+    uint32 private immutable i_unbondingBlocks;
+    uint32 private immutable i_feeChangeDelayBlocks;
+    uint96 private immutable i_maxBaseFee;
+    uint96 private immutable i_maxZkPremium;
+    uint64 private immutable i_maxFeePerCallbackGas;
 
     FeeConfig private s_fees;
-    uint256 private s_nextRequestId = 1;
+    FeeConfig private s_pendingFees;
+    uint64 private s_nextRequestId = 1;
+    /// @dev Block from which `s_pendingFees` is in force; zero when no change is scheduled.
+    uint64 private s_pendingFeesFromBlock;
     mapping(bytes32 modelId => ModelInfo) private s_models;
     mapping(address node => Node) private s_nodes;
+    mapping(address node => bool) private s_paused;
+    mapping(address node => Unbonding) private s_unbonding;
     mapping(address node => uint256) private s_nodeBalances;
     mapping(uint256 requestId => bytes32) private s_commitments;
 
@@ -59,6 +78,15 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error CallbackGasLimitTooHigh(uint32 limit, uint32 max);
     error EmptyInput();
     error InputTooLong(uint256 length, uint32 max);
+    error InputLengthMismatch(bytes32 modelId, uint256 length, uint32 expected);
+    error InputOutOfFieldRange(uint256 index, int256 value);
+    error OutputOutOfFieldRange(uint256 requestId, uint256 index, int256 value);
+    error OutputLengthMismatch(uint256 requestId, uint256 length, uint32 expected);
+    error ErrorTooLong(uint256 requestId, uint256 length, uint256 max);
+    error RequestExpired(uint256 requestId, uint256 deadlineBlock);
+    error FeeAboveCap(uint8 component, uint256 value, uint256 cap);
+    error NodeIsPaused(address node);
+    error StakeStillBonded(address node, uint64 releaseBlock);
     error InsufficientFee(uint256 required, uint256 provided);
     error InsufficientStake(uint256 required, uint256 provided);
     error NodeAlreadyRegistered(address node);
@@ -73,6 +101,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error RequestNotExpired(uint256 requestId, uint256 deadlineBlock);
     error TransferFailed(address to, uint256 amount);
     error NothingToWithdraw(address node);
+    error SlashExceedsStake(address node, uint256 amount, uint256 available);
 
     // ---------------------------------------------------------------- events
     /// @notice A model record was created.
@@ -87,21 +116,37 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     );
     /// @notice A node staked and may now fulfil.
     event NodeRegistered(address indexed node, uint256 stake);
-    /// @notice A node left and took its stake back.
-    event NodeDeregistered(address indexed node, uint256 stake);
-    /// @notice The owner paused or resumed a node.
+    /// @notice A node left the node set; its stake is unbonding until `releaseBlock` (see
+    /// `withdrawStake`) and stays slashable until withdrawn.
+    event NodeDeregistered(address indexed node, uint256 stake, uint64 releaseBlock);
+    /// @notice A node took back its unbonded stake.
+    event StakeWithdrawn(address indexed node, uint256 amount);
+    /// @notice Stake was taken from a node (active stake first, then unbonding stake).
+    event NodeSlashed(address indexed node, uint256 amount);
+    /// @notice The owner paused (banned) or resumed a node address.
     event NodePausedSet(address indexed node, bool paused);
-    /// @notice The owner changed the fees.
+    /// @notice A fee configuration is in force from block `effectiveBlock` on. Emitted at
+    /// construction, and for a scheduled change when it is first applied (by the first request at
+    /// or after `effectiveBlock`, or by `applyFeeConfig`); `quoteFee` uses it from
+    /// `effectiveBlock` on whether or not this event was emitted yet.
     event FeeConfigSet(uint96 baseFee, uint96 zkPremium, uint64 feePerCallbackGas);
+    /// @notice The owner scheduled a fee change that takes effect at block `effectiveBlock`.
+    event FeeConfigScheduled(uint96 baseFee, uint96 zkPremium, uint64 feePerCallbackGas, uint64 effectiveBlock);
+    /// @notice A request paid more than its fee; the excess is owed to the consumer (`withdrawFees`).
+    event OverpaymentCredited(uint256 indexed requestId, address indexed consumer, uint256 amount);
     /// @notice A node withdrew the fees it earned.
     event FeesWithdrawn(address indexed node, address indexed to, uint256 amount);
     /// @notice A request was answered; `callbackSucceeded` is false if the consumer's callback failed.
+    /// @dev Who was paid: `node` earned the request's fee, unless a `FeeRefunded` event for the
+    /// same request precedes this one in the transaction (a Zk error answer), in which case the fee
+    /// was credited back to the consumer and the node earned nothing.
     event InferenceFulfilled(
         uint256 indexed requestId, address indexed node, bool callbackSucceeded, int256[] output, bytes err
     );
-    /// @notice An expired request was cancelled and its fee refunded to the consumer.
-    /// @notice A Zk request was answered with an error and no proof: its fee is owed to the consumer.
+    /// @notice A Zk request was answered with an error and no proof: its fee is owed to the consumer
+    /// (withdrawable through `withdrawFees`).
     event FeeRefunded(uint256 indexed requestId, address indexed consumer, uint256 amount);
+    /// @notice An expired request was cancelled and its fee refunded to the consumer.
     event RequestCancelled(uint256 indexed requestId, address indexed consumer, uint256 refund);
 
     /// @param minStake Wei a node must stake to fulfil.
@@ -109,17 +154,29 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @param maxCallbackGasLimit Upper bound on a request's callback gas.
     /// @param maxInputLength Upper bound on a request's input length.
     /// @param fees Initial fee configuration.
+    /// @param unbondingBlocks Blocks a deregistered node's stake stays locked (and slashable).
+    /// @param feeChangeDelayBlocks Blocks between `setFeeConfig` and the new fees taking effect.
+    /// @param feeCaps Upper bound on each fee component, fixed for the contract's lifetime.
     constructor(
         uint256 minStake,
         uint32 requestTimeoutBlocks,
         uint32 maxCallbackGasLimit,
         uint32 maxInputLength,
-        FeeConfig memory fees
+        FeeConfig memory fees,
+        uint32 unbondingBlocks,
+        uint32 feeChangeDelayBlocks,
+        FeeConfig memory feeCaps
     ) Ownable(msg.sender) {
         i_minStake = minStake;
         i_requestTimeoutBlocks = requestTimeoutBlocks;
         i_maxCallbackGasLimit = maxCallbackGasLimit;
         i_maxInputLength = maxInputLength;
+        i_unbondingBlocks = unbondingBlocks;
+        i_feeChangeDelayBlocks = feeChangeDelayBlocks;
+        i_maxBaseFee = feeCaps.baseFee;
+        i_maxZkPremium = feeCaps.zkPremium;
+        i_maxFeePerCallbackGas = feeCaps.feePerCallbackGas;
+        _checkFeeCaps(fees);
         s_fees = fees;
         emit FeeConfigSet(fees.baseFee, fees.zkPremium, fees.feePerCallbackGas);
     }
@@ -159,64 +216,111 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     }
 
     // ---------------------------------------------------------------- nodes
-    /// @notice Stake at least `minStake()` and become an active node.
+    /// @notice Stake at least `minStake()` and become an active node. A paused (banned) address
+    /// cannot register.
     function registerNode() external payable {
+        if (s_paused[msg.sender]) revert NodeIsPaused(msg.sender);
         if (s_nodes[msg.sender].registered) revert NodeAlreadyRegistered(msg.sender);
         if (msg.value < i_minStake) revert InsufficientStake(i_minStake, msg.value);
-        s_nodes[msg.sender] = Node({stake: msg.value, registered: true, paused: false});
+        s_nodes[msg.sender] = Node({stake: msg.value, registered: true});
         emit NodeRegistered(msg.sender, msg.value);
     }
 
-    /// @notice Leave the node set and take the stake back.
-    function deregisterNode() external nonReentrant {
+    /// @notice Leave the node set at once. The stake is not returned now: it unbonds for
+    /// `unbondingBlocks()` blocks, stays slashable meanwhile, and is then taken back with
+    /// `withdrawStake`. Deregistering again while unbonding adds to it and restarts the delay.
+    function deregisterNode() external {
         Node memory node = s_nodes[msg.sender];
         if (!node.registered) revert NodeNotRegistered(msg.sender);
         delete s_nodes[msg.sender];
-        emit NodeDeregistered(msg.sender, node.stake);
-        _send(payable(msg.sender), node.stake);
+        Unbonding storage u = s_unbonding[msg.sender];
+        u.amount += node.stake;
+        uint64 releaseBlock = uint64(block.number) + i_unbondingBlocks;
+        u.releaseBlock = releaseBlock;
+        emit NodeDeregistered(msg.sender, node.stake, releaseBlock);
     }
 
-    /// @notice Owner: stop (or resume) a node from fulfilling.
+    /// @notice Take back the caller's unbonded stake once its unbonding delay is over.
+    function withdrawStake() external nonReentrant {
+        Unbonding memory u = s_unbonding[msg.sender];
+        if (u.amount == 0) revert NothingToWithdraw(msg.sender);
+        if (block.number < u.releaseBlock) revert StakeStillBonded(msg.sender, u.releaseBlock);
+        delete s_unbonding[msg.sender];
+        emit StakeWithdrawn(msg.sender, u.amount);
+        _send(payable(msg.sender), u.amount);
+    }
+
+    /// @notice Owner: pause (ban) or resume a node address. The pause is kept per address, so it
+    /// survives deregistration: a paused address can neither fulfil nor register again.
+    /// @param node The node address (need not be registered).
+    /// @param paused True to ban, false to lift the ban.
     function setNodePaused(address node, bool paused) external onlyOwner {
-        if (!s_nodes[node].registered) revert NodeNotRegistered(node);
-        s_nodes[node].paused = paused;
+        s_paused[node] = paused;
         emit NodePausedSet(node, paused);
     }
 
     /// @notice True when `node` is registered and not paused.
     function isActiveNode(address node) public view returns (bool) {
-        Node storage n = s_nodes[node];
-        return n.registered && !n.paused;
+        return s_nodes[node].registered && !s_paused[node];
     }
 
     /// @notice A node's stake and flags.
     function getNode(address node) external view returns (uint256 stake, bool registered, bool paused) {
         Node storage n = s_nodes[node];
-        return (n.stake, n.registered, n.paused);
+        return (n.stake, n.registered, s_paused[node]);
+    }
+
+    /// @notice A deregistered node's stake still locked, and the block from which it may be withdrawn.
+    function getUnbonding(address node) external view returns (uint256 amount, uint64 releaseBlock) {
+        Unbonding storage u = s_unbonding[node];
+        return (u.amount, u.releaseBlock);
     }
 
     // ---------------------------------------------------------------- fees
     /// @inheritdoc ICoordinator
+    /// @dev Uses the fee configuration in force at the current block (a scheduled change counts
+    /// from its effective block on, even before it was applied to storage).
     function quoteFee(bytes32, uint8 mode, uint32 callbackGasLimit) public view returns (uint256) {
-        FeeConfig memory f = s_fees;
-        uint256 fee = uint256(f.baseFee) + uint256(callbackGasLimit) * uint256(f.feePerCallbackGas);
-        if (mode != MODE_NONE) fee += f.zkPremium;
-        return fee;
+        return _fee(_currentFees(), mode, callbackGasLimit);
     }
 
-    /// @notice Owner: change the fees for future requests.
+    /// @notice Owner: schedule new fees. Each component must be under its cap; the change takes
+    /// effect `feeChangeDelayBlocks()` blocks from now, so a consumer quoting now is not surprised
+    /// by a fee raised in front of its request. A new schedule replaces a pending one.
+    /// @param fees The new fee configuration.
     function setFeeConfig(FeeConfig calldata fees) external onlyOwner {
-        s_fees = fees;
-        emit FeeConfigSet(fees.baseFee, fees.zkPremium, fees.feePerCallbackGas);
+        _checkFeeCaps(fees);
+        _applyScheduledFees();
+        uint64 effectiveBlock = uint64(block.number) + i_feeChangeDelayBlocks;
+        s_pendingFees = fees;
+        s_pendingFeesFromBlock = effectiveBlock;
+        emit FeeConfigScheduled(fees.baseFee, fees.zkPremium, fees.feePerCallbackGas, effectiveBlock);
     }
 
-    /// @notice The current fee configuration.
+    /// @notice Write a scheduled fee change whose effective block has come into storage (and emit
+    /// `FeeConfigSet`). Anyone may call it; requests do it on their own, so it is never needed
+    /// for correct fees.
+    function applyFeeConfig() external {
+        _applyScheduledFees();
+    }
+
+    /// @notice The fee configuration in force at the current block.
     function feeConfig() external view returns (FeeConfig memory) {
-        return s_fees;
+        return _currentFees();
     }
 
-    /// @notice Wei owed to `node` and not yet withdrawn: fees a node earned, or fees refunded to a
-    /// consumer whose Zk request was answered with an error.
+    /// @notice A scheduled fee change and the block it takes effect at (zero block: none pending).
+    function pendingFeeConfig() external view returns (FeeConfig memory fees, uint64 effectiveBlock) {
+        return (s_pendingFees, s_pendingFeesFromBlock);
+    }
+
+    /// @notice The caps on each fee component and the delay of a fee change, fixed at construction.
+    function feeLimits() external view returns (FeeConfig memory caps, uint32 changeDelayBlocks) {
+        return (FeeConfig(i_maxBaseFee, i_maxZkPremium, i_maxFeePerCallbackGas), i_feeChangeDelayBlocks);
+    }
+
+    /// @notice Wei owed to `node` and not yet withdrawn: fees a node earned, or what is owed to a
+    /// consumer (fees of Zk requests answered with an error, overpayments).
     function nodeBalance(address node) external view returns (uint256) {
         return s_nodeBalances[node];
     }
@@ -247,8 +351,14 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         }
         if (input.length == 0) revert EmptyInput();
         if (input.length > i_maxInputLength) revert InputTooLong(input.length, i_maxInputLength);
-        uint256 required = quoteFee(modelId, mode, callbackGasLimit);
-        if (msg.value < required) revert InsufficientFee(required, msg.value);
+        if (input.length != model.inputLength) revert InputLengthMismatch(modelId, input.length, model.inputLength);
+        if (mode != MODE_NONE) {
+            for (uint256 i = 0; i < input.length; ++i) {
+                if (!FieldMath.inRange(input[i])) revert InputOutOfFieldRange(i, input[i]);
+            }
+        }
+        uint256 fee = _fee(_applyScheduledFees(), mode, callbackGasLimit);
+        if (msg.value < fee) revert InsufficientFee(fee, msg.value);
 
         requestId = s_nextRequestId++;
         Request memory req = Request({
@@ -258,11 +368,15 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
             mode: mode,
             callbackGasLimit: callbackGasLimit,
             requestedAtBlock: uint64(block.number),
-            fee: msg.value,
+            fee: fee,
             input: input
         });
         s_commitments[requestId] = keccak256(abi.encode(req));
-        emit InferenceRequested(requestId, modelId, msg.sender, input, mode, callbackGasLimit, msg.value);
+        emit InferenceRequested(requestId, modelId, msg.sender, input, mode, callbackGasLimit, fee);
+        if (msg.value > fee) {
+            s_nodeBalances[msg.sender] += msg.value - fee;
+            emit OverpaymentCredited(requestId, msg.sender, msg.value - fee);
+        }
     }
 
     /// @notice The stored commitment; zero when not pending (fulfilled, cancelled or unknown).
@@ -275,14 +389,17 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         return s_nextRequestId;
     }
 
-    /// @notice Answer a pending request. Only active nodes; the request must match its commitment.
-    /// @dev In Zk mode a successful answer must carry a proof the model's verifier accepts, with the
-    /// request's input followed by `output` as public instances. The consumer's callback gets exactly
-    /// `callbackGasLimit` gas and its failure does not revert this call. A Zk error answer carries no
-    /// output (`UnprovenOutput`) and refunds the fee to the consumer instead of paying the node.
+    /// @notice Answer a pending request. Only active nodes; the request must match its commitment
+    /// and its deadline (`requestedAtBlock + requestTimeoutBlocks()`) must not have passed.
+    /// @dev A successful answer has exactly the model's output length. In Zk mode it must carry a
+    /// proof the model's verifier accepts, with the request's input followed by `output` as public
+    /// instances, every output in the canonical signed field range. The consumer's callback gets
+    /// exactly `callbackGasLimit` gas and its failure does not revert this call. A Zk error answer
+    /// carries no output (`UnprovenOutput`) and refunds the fee to the consumer instead of paying
+    /// the node.
     /// @param req The request exactly as committed.
     /// @param output Fixed-point output (empty when `err` is set).
-    /// @param err Empty on success, otherwise a short reason.
+    /// @param err Empty on success, otherwise a short reason of at most 256 bytes.
     /// @param proof EZKL proof for Zk mode; ignored otherwise.
     function fulfill(Request calldata req, int256[] calldata output, bytes calldata err, bytes calldata proof)
         external
@@ -292,9 +409,16 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         bytes32 stored = s_commitments[req.requestId];
         if (stored == bytes32(0)) revert RequestNotPending(req.requestId);
         if (stored != keccak256(abi.encode(req))) revert CommitmentMismatch(req.requestId);
-        if (req.mode == MODE_ZK) {
-            if (err.length == 0) _verify(req, output, proof);
-            else if (output.length != 0) revert UnprovenOutput(req.requestId);
+        uint256 deadline = uint256(req.requestedAtBlock) + i_requestTimeoutBlocks;
+        if (block.number > deadline) revert RequestExpired(req.requestId, deadline);
+        if (err.length > MAX_ERR_LENGTH) revert ErrorTooLong(req.requestId, err.length, MAX_ERR_LENGTH);
+        if (err.length == 0) {
+            ModelInfo storage model = s_models[req.modelId];
+            uint32 outputLength = model.outputLength;
+            if (output.length != outputLength) revert OutputLengthMismatch(req.requestId, output.length, outputLength);
+            if (req.mode == MODE_ZK) _verify(req, model.verifier, output, proof);
+        } else if (req.mode == MODE_ZK && output.length != 0) {
+            revert UnprovenOutput(req.requestId);
         }
 
         delete s_commitments[req.requestId];
@@ -348,30 +472,82 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         return i_maxInputLength;
     }
 
+    /// @notice Blocks a deregistered node's stake stays locked (and slashable).
+    function unbondingBlocks() external view returns (uint32) {
+        return i_unbondingBlocks;
+    }
+
+    /// @notice Longest `err` a fulfilment may carry.
+    function maxErrLength() external pure returns (uint256) {
+        return MAX_ERR_LENGTH;
+    }
+
     // ---------------------------------------------------------------- internals
-    function _verify(Request calldata req, int256[] calldata output, bytes calldata proof) private {
+    /// @dev Take `amount` from `node`'s stake: the active stake first, then the unbonding stake.
+    /// The slashed wei stay in this contract; the caller (the coming optimistic mode's dispute
+    /// resolution) decides where they go. No public entry point calls this yet.
+    function _slash(address node, uint256 amount) internal {
+        Node storage n = s_nodes[node];
+        Unbonding storage u = s_unbonding[node];
+        uint256 available = n.stake + u.amount;
+        if (amount > available) revert SlashExceedsStake(node, amount, available);
+        uint256 fromActive = amount < n.stake ? amount : n.stake;
+        n.stake -= fromActive;
+        u.amount -= amount - fromActive;
+        emit NodeSlashed(node, amount);
+    }
+
+    function _fee(FeeConfig memory f, uint8 mode, uint32 callbackGasLimit) private pure returns (uint256 fee) {
+        fee = uint256(f.baseFee) + uint256(callbackGasLimit) * uint256(f.feePerCallbackGas);
+        if (mode != MODE_NONE) fee += f.zkPremium;
+    }
+
+    function _currentFees() private view returns (FeeConfig memory) {
+        uint64 from = s_pendingFeesFromBlock;
+        return from != 0 && block.number >= from ? s_pendingFees : s_fees;
+    }
+
+    /// @dev Move a scheduled fee change whose effective block has come into `s_fees`; return the
+    /// fees in force now.
+    function _applyScheduledFees() private returns (FeeConfig memory) {
+        uint64 from = s_pendingFeesFromBlock;
+        if (from == 0 || block.number < from) return s_fees;
+        FeeConfig memory f = s_pendingFees;
+        s_fees = f;
+        delete s_pendingFees;
+        s_pendingFeesFromBlock = 0;
+        emit FeeConfigSet(f.baseFee, f.zkPremium, f.feePerCallbackGas);
+        return f;
+    }
+
+    function _checkFeeCaps(FeeConfig memory f) private view {
+        if (f.baseFee > i_maxBaseFee) revert FeeAboveCap(0, f.baseFee, i_maxBaseFee);
+        if (f.zkPremium > i_maxZkPremium) revert FeeAboveCap(1, f.zkPremium, i_maxZkPremium);
+        if (f.feePerCallbackGas > i_maxFeePerCallbackGas) {
+            revert FeeAboveCap(2, f.feePerCallbackGas, i_maxFeePerCallbackGas);
+        }
+    }
+
+    /// @dev The inputs were checked to be in the canonical range at request time; the outputs are
+    /// checked here, so every instance is the one field element of exactly one integer.
+    function _verify(Request calldata req, address verifier, int256[] calldata output, bytes calldata proof)
+        private
+    {
         uint256 n = req.input.length;
         uint256[] memory instances = new uint256[](n + output.length);
         for (uint256 i = 0; i < n; ++i) {
-            instances[i] = _toField(req.input[i]);
+            instances[i] = FieldMath.toField(req.input[i]);
         }
         for (uint256 i = 0; i < output.length; ++i) {
-            instances[n + i] = _toField(output[i]);
+            int256 y = output[i];
+            if (!FieldMath.inRange(y)) revert OutputOutOfFieldRange(req.requestId, i, y);
+            instances[n + i] = FieldMath.toField(y);
         }
-        address verifier = s_models[req.modelId].verifier;
         try IVerifier(verifier).verifyProof(proof, instances) returns (bool valid) {
             if (!valid) revert InvalidProof(req.requestId);
         } catch {
             revert InvalidProof(req.requestId);
         }
-    }
-
-    function _toField(int256 x) private pure returns (uint256) {
-        if (x >= 0) return uint256(x) % FIELD_MODULUS;
-        // |x| for int256.min does not fit int256; compute it in unsigned arithmetic.
-        uint256 magnitude = uint256(-(x + 1)) + 1;
-        uint256 reduced = magnitude % FIELD_MODULUS;
-        return reduced == 0 ? 0 : FIELD_MODULUS - reduced;
     }
 
     /// @dev Forward exactly `gasAmount` gas to `target` (Chainlink's callWithExactGas): revert if

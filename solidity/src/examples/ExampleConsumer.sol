@@ -15,11 +15,14 @@ contract ExampleConsumer is InferenceConsumer {
 
     mapping(uint256 requestId => Result) private s_results;
     mapping(uint256 requestId => address) private s_requesters;
+    address private immutable i_owner;
 
     /// @notice Only the account that sent a request may cancel it.
     error NotRequester(uint256 requestId, address caller);
     /// @notice Forwarding a refund to the requester failed.
     error RefundFailed(uint256 requestId);
+    /// @notice Only the deployer may withdraw what the Coordinator credited to this contract.
+    error NotOwner(address caller);
 
     /// @notice A prediction was requested.
     event PredictionRequested(uint256 indexed requestId, address indexed requester);
@@ -27,7 +30,22 @@ contract ExampleConsumer is InferenceConsumer {
     event PredictionReceived(uint256 indexed requestId, int256[] output, bytes err);
 
     /// @param coordinator_ The Coordinator to use.
-    constructor(address coordinator_) InferenceConsumer(coordinator_) {}
+    constructor(address coordinator_) InferenceConsumer(coordinator_) {
+        i_owner = msg.sender;
+    }
+
+    /// @notice Owner: withdraw what the Coordinator credited to this contract (fees of Zk requests
+    /// answered with an error, overpayments) to `to`. The Coordinator emits `FeesWithdrawn`.
+    /// @param to Where the wei go.
+    function withdrawRefunds(address payable to) external {
+        if (msg.sender != i_owner) revert NotOwner(msg.sender);
+        _withdrawRefunds(to);
+    }
+
+    /// @notice The account allowed to withdraw credited refunds.
+    function owner() external view returns (address) {
+        return i_owner;
+    }
 
     /// @notice Request a prediction; `msg.value` is the fee (see the Coordinator's quoteFee).
     function requestPrediction(bytes32 modelId, int256[] calldata input, uint8 mode, uint32 callbackGasLimit)

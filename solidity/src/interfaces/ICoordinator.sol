@@ -38,7 +38,10 @@ interface ICoordinator {
         uint256 fee
     );
 
-    /// @notice Ask for an inference. `msg.value` must cover `quoteFee`; all of it is the fee.
+    /// @notice Ask for an inference. `msg.value` must cover `quoteFee`; that is the fee, and any
+    /// excess is credited to the caller (withdrawable from the Coordinator). The input must have
+    /// the model's input length; for mode != 0 every value must lie in the canonical signed field
+    /// range |x| <= (r - 1) / 2 (r: the BN254 scalar field order).
     /// @param modelId SHA-256 of the model's ONNX bytes.
     /// @param input Fixed-point input, `value = int / 2**inputScale`.
     /// @param mode 0 = None, 1 = Zk, 2 = Optimistic.

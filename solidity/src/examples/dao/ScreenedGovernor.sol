@@ -48,6 +48,7 @@ contract ScreenedGovernor is
     struct ScreeningRecord {
         Screening status;
         uint8 riskClass;
+        uint64 requestId; // the latest screening request
         uint64[5] features; // WAD (1e18 = 1)
     }
 
@@ -69,7 +70,8 @@ contract ScreenedGovernor is
     error ProposalBlocked(uint256 proposalId);
     /// @notice The governor's ETH balance does not cover the oracle fee.
     error InsufficientScreeningFunds(uint256 fee, uint256 balance);
-    /// @notice Only a proposal whose screening came back with an error may be screened again.
+    /// @notice Only a proposal whose screening came back with an error, or whose pending request
+    /// the Coordinator no longer holds (its callback failed, or it was cancelled), may be screened again.
     error RescreenNotAllowed(uint256 proposalId, Screening status);
     /// @notice The request is not the pending screening of any proposal.
     error NoPendingScreening(uint256 requestId);
@@ -121,12 +123,17 @@ contract ScreenedGovernor is
     /// @notice Accept ETH: the oracle fees are paid from this balance (and refunds land here).
     receive() external payable override(Governor, InferenceConsumer) {}
 
-    /// @notice Ask for a new screening of a proposal whose last screening came back with an error.
+    /// @notice Ask for a new screening of a proposal whose last screening came back with an error,
+    /// or is still Pending although the Coordinator no longer holds its request (answered with a
+    /// failed callback, or cancelled): such a proposal would otherwise be stuck forever.
     /// @param proposalId The proposal.
     /// @return requestId The oracle request id.
     function rescreen(uint256 proposalId) external returns (uint256 requestId) {
-        Screening status = s_screenings[proposalId].status;
-        if (status != Screening.Errored) revert RescreenNotAllowed(proposalId, status);
+        ScreeningRecord storage r = s_screenings[proposalId];
+        Screening status = r.status;
+        bool lost = status == Screening.Pending
+            && Coordinator(payable(coordinator())).requestCommitment(r.requestId) == bytes32(0);
+        if (status != Screening.Errored && !lost) revert RescreenNotAllowed(proposalId, status);
         return _requestScreening(proposalId);
     }
 
@@ -230,6 +237,7 @@ contract ScreenedGovernor is
         if (address(this).balance < fee) revert InsufficientScreeningFunds(fee, address(this).balance);
         r.status = Screening.Pending;
         requestId = _requestInference(i_screeningModel, input, ZK_MODE, CALLBACK_GAS, fee);
+        r.requestId = uint64(requestId);
         s_requestProposal[requestId] = proposalId;
         emit ScreeningRequested(proposalId, requestId, input);
     }
@@ -237,7 +245,8 @@ contract ScreenedGovernor is
     function _onInferenceResult(uint256 requestId, int256[] memory output, bytes memory err) internal override {
         uint256 proposalId = s_requestProposal[requestId];
         ScreeningRecord storage r = s_screenings[proposalId];
-        if (proposalId == 0 || r.status != Screening.Pending) return; // stale or unknown request
+        // Stale (superseded by a rescreen) or unknown request.
+        if (proposalId == 0 || r.status != Screening.Pending || r.requestId != requestId) return;
         if (err.length != 0 || output.length != N_CLASSES) {
             r.status = Screening.Errored;
             emit ScreeningFailed(proposalId, requestId, err.length != 0 ? err : bytes("bad output length"));
