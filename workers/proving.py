@@ -118,6 +118,15 @@ class ProvingService:
             if not reason.startswith("input is not exactly representable"):
                 reason = "proof failed: the circuit rejected this input"
             return self._fail(row_id, reason)
+        if len(proof.output) != record.output_length:
+            # The Coordinator refuses a successful answer of the wrong length; answer with an
+            # error instead, so the consumer hears back (and is refunded).
+            bound.error("proving.bad_output_length", got=len(proof.output))
+            return self._fail(
+                row_id,
+                f"proof failed: circuit output length {len(proof.output)}, "
+                f"registry says {record.output_length}",
+            )
         deviation = max_deviation(
             proof.output,
             prover.info.output_scale,
