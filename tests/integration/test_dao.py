@@ -35,7 +35,7 @@ from oracle.examples.dao import (
 )
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
-from tests.conftest import Stack, start_prover, wait_for
+from tests.conftest import Stack, deploy_consumer, start_prover, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -191,6 +191,40 @@ def test_unanswered_screening_can_be_cancelled_after_its_deadline(stack: Stack) 
     assert try_send(stack.w3, MEMBER, cancel) == f"NoPendingScreening({request_id},)"
     assert try_send(stack.w3, MEMBER, dao.governor.functions.rescreen(routine)) == "ok"
     assert dao.screening(routine)[0] == Screening.PENDING
+
+
+@pytest.mark.faults
+def test_pending_screening_whose_callback_failed_can_be_rescreened(stack: Stack) -> None:
+    dao = setup_dao(stack)
+    routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)
+    req = _request(stack, request_id)
+    rescreen = dao.governor.functions.rescreen(routine)
+    # While the Coordinator still holds the request, a second screening is not allowed.
+    assert try_send(stack.w3, MEMBER, rescreen).startswith("RescreenNotAllowed(")
+    # Make the governor's callback fail (as a 70 KB error used to): swap in a reverting
+    # consumer's code for the fulfilment only; the governor's storage stays as it is.
+    reverting = deploy_consumer(stack.w3, "RevertingConsumer", stack.deployment.coordinator)
+    code = stack.w3.eth.get_code(dao.governor.address)
+    set_code = "anvil_setCode"
+    stack.w3.provider.make_request(  # type: ignore[arg-type]
+        set_code, [dao.governor.address, stack.w3.eth.get_code(reverting.address).to_0x_hex()]
+    )
+    coordinator = stack.coordinator.contract
+    receipt = send(
+        stack.w3, NODE, coordinator.functions.fulfill(req.as_tuple(), [], b"model failed", b"")
+    )
+    stack.w3.provider.make_request(set_code, [dao.governor.address, code.to_0x_hex()])  # type: ignore[arg-type]
+    (ev,) = stack.coordinator.fulfilled_in_receipt(receipt)
+    assert ev["callbackSucceeded"] is False
+    assert stack.coordinator.commitment(request_id) == b"\0" * 32
+    assert dao.screening(routine)[0] == Screening.PENDING  # stuck, before rescreen allowed this
+    cancel = dao.governor.functions.cancelScreening(req.as_tuple())
+    assert try_send(stack.w3, MEMBER, cancel).startswith("RequestNotPending(")
+    receipt = send(stack.w3, MEMBER, rescreen)
+    asked = dao.governor.events.ScreeningRequested().process_receipt(receipt, errors=DISCARD)
+    again = int(asked[0]["args"]["requestId"])
+    assert again != request_id and stack.coordinator.commitment(again) != b"\0" * 32
+    assert try_send(stack.w3, MEMBER, rescreen).startswith("RescreenNotAllowed(")
 
 
 def test_governor_fits_the_contract_size_limit() -> None:

@@ -209,9 +209,12 @@ def test_onboarding_again_changes_nothing(stack: Stack, zk_setup: ZkSetup) -> No
 def test_zk_bad_input_gets_an_error_answer_and_a_refund(
     stack: Stack, zk_setup: ZkSetup, prover: Any, running_node: Any
 ) -> None:
-    request_id = stack.request([1, 2, 3], mode=1, model_id=zk_setup.a.model_id)
+    # A wrong input length never becomes a request: the Coordinator refuses it.
+    with pytest.raises(TransactionError, match="InputLengthMismatch"):
+        stack.request([1, 2, 3], mode=1, model_id=zk_setup.a.model_id)
+    request_id = stack.request([2**100, 0, 0, 0], mode=1, model_id=zk_setup.a.model_id)
     _, output, err = stack.wait_result(request_id, timeout=60)
-    assert output == [] and err.startswith(b"bad input length")
+    assert output == [] and err.startswith(b"value out of range")
     refunded = stack.coordinator.contract.events.FeeRefunded().get_logs(
         from_block=0, argument_filters={"requestId": request_id}
     )
