@@ -42,6 +42,11 @@ def rpc(ch: Chain, method: str, params: list[Any] | None = None) -> Any:
     return ch.w3.provider.make_request(method, params or [])["result"]  # type: ignore[arg-type]
 
 
+def expired(ch: Chain, req: RequestStruct) -> bool:
+    """True when a fulfilment sent now would land after the request's deadline."""
+    return ch.w3.eth.block_number + 1 > req.requested_at_block + TIMEOUT_BLOCKS
+
+
 def check_books(
     ch: Chain, pending: dict[int, RequestStruct], node_owed: int, consumer_owed: int
 ) -> None:
@@ -79,6 +84,11 @@ def test_fees_and_refunds_always_add_up(chain: Chain, ops: list[tuple[str, int, 
                     else chain.request([3, -7])
                 )
                 pending[req.request_id] = req
+            elif op == "fulfil" and target is not None and expired(chain, target):
+                # Past its deadline nobody may answer (the tx lands in the next block); the
+                # request stays pending until its consumer cancels it.
+                with pytest.raises(TransactionError):
+                    chain.fulfill(target, [1])
             elif op == "fulfil" and target is not None:
                 if target.mode == 1 and kind == "ok":
                     send(chain.w3, OWNER, chain.verifier.functions.setAnswer(True))
@@ -96,7 +106,7 @@ def test_fees_and_refunds_always_add_up(chain: Chain, ops: list[tuple[str, int, 
                 done.add(pending.pop(target.request_id).request_id)
             elif op == "bad_proof" and target is not None and target.mode == 1:
                 send(chain.w3, OWNER, chain.verifier.functions.setAnswer(False))
-                with pytest.raises(TransactionError, match="InvalidProof"):
+                with pytest.raises(TransactionError, match=r"InvalidProof|RequestExpired"):
                     chain.fulfill(target, [1], proof=b"\x01")
             elif op == "cancel" and target is not None:
                 for _ in range(TIMEOUT_BLOCKS + 1):
