@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from oracle.errors import TransactionError
 from oracle.fixedpoint import from_fixed, to_fixed
 from tests.conftest import EXAMPLE_MODEL, Stack, deploy_consumer, wait_for
 
@@ -34,14 +35,12 @@ def test_happy_path_answers_with_the_models_output(stack: Stack, running_node: o
 
 
 @pytest.mark.faults
-def test_wrong_input_length_gets_an_error_callback_and_node_keeps_serving(
+def test_wrong_input_length_is_refused_on_chain_and_node_keeps_serving(
     stack: Stack, running_node: object
 ) -> None:
-    bad = stack.request([to_fixed(0.1, 16)] * 3)
-    fulfilled, output, err = stack.wait_result(bad)
-    assert fulfilled and output == []
-    assert err.decode() == "bad input length: expected 4, got 3"
-    wait_for(lambda: stack.row_status(bad) == "failed", what="row failed")
+    # The Coordinator refuses it at request time: no request exists for the node to answer.
+    with pytest.raises(TransactionError, match="InputLengthMismatch"):
+        stack.request([to_fixed(0.1, 16)] * 3)
     good = stack.request([to_fixed(0.2, 16)] * 4)
     fulfilled, output, err = stack.wait_result(good)
     assert fulfilled and err == b"" and len(output) == 1

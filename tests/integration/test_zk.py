@@ -113,10 +113,12 @@ def fulfil(stack: Stack, req: RequestStruct, output: list[int], proof: bytes) ->
     )
 
 
-def rejected(stack: Stack, req: RequestStruct, output: list[int], proof: bytes) -> None:
+def rejected(
+    stack: Stack, req: RequestStruct, output: list[int], proof: bytes, error: str = "InvalidProof"
+) -> None:
     with pytest.raises(TransactionError) as info:
         fulfil(stack, req, output, proof)
-    assert "InvalidProof(" in str(info.value), str(info.value)
+    assert f"{error}(" in str(info.value), str(info.value)
     assert stack.coordinator.commitment(req.request_id) != b"\0" * 32  # still open
 
 
@@ -162,7 +164,7 @@ def test_chain_rejects_forged_zk_answers(stack: Stack, zk_setup: ZkSetup, tmp_pa
     rejected(stack, req1, p1.output, bytes(forged))  # tampered proof
     rejected(stack, req1, p2.output, p2.proof)  # proof made for another request's input
     rejected(stack, req1, pb.output, pb.proof)  # proof from another model's circuit
-    rejected(stack, req1, [], b"")  # no proof at all
+    rejected(stack, req1, [], b"", "OutputLengthMismatch")  # no output, no proof
 
     receipt = fulfil(stack, req1, p1.output, p1.proof)
     assert receipt["status"] == 1
