@@ -60,19 +60,10 @@ def model_register(
         fail(f"{path} is not a file")
     if path.suffix.lower() != ".onnx":
         fail(f"{path} does not look like an ONNX file (expected a .onnx suffix)")
-    if not zk_mode and (calibration or srs or dev_srs or target):
-        fail("--calibration, --srs, --dev-srs and --target only apply with --zk")
     if zk_mode:
-        if output_scale is not None:
-            fail("--output-scale does not apply with --zk: the circuit decides it")
-        if calibration is None:
-            fail("--zk needs --calibration DATA.json")
-        if (srs is None) == (not dev_srs):
-            fail("--zk needs exactly one of --srs FILE or --dev-srs")
-        if srs is not None and not srs.is_file():
-            fail(f"SRS file {srs} does not exist")
-        if target is not None and target not in ("resources", "accuracy"):
-            fail(f"--target must be resources or accuracy, not {target!r}")
+        _check_zk_options(output_scale, calibration, srs, dev_srs, target)
+    elif calibration or srs or dev_srs or target:
+        fail("--calibration, --srs, --dev-srs and --target only apply with --zk")
     settings = ctx.obj.settings()
     w3 = connect(settings.chain.rpc_url, settings.chain.rpc_timeout_s)
     db = Database(settings.db.url)
@@ -111,6 +102,25 @@ def model_register(
         out.print_json(json.dumps({"model_id": model_id, "newly_registered": created}))
     else:
         out.print(model_id, highlight=False)
+
+
+def _check_zk_options(
+    output_scale: int | None,
+    calibration: Path | None,
+    srs: Path | None,
+    dev_srs: bool,
+    target: str | None,
+) -> None:
+    if output_scale is not None:
+        fail("--output-scale does not apply with --zk: the circuit decides it")
+    if calibration is None:
+        fail("--zk needs --calibration DATA.json")
+    if (srs is None) == (not dev_srs):
+        fail("--zk needs exactly one of --srs FILE or --dev-srs")
+    if srs is not None and not srs.is_file():
+        fail(f"SRS file {srs} does not exist")
+    if target is not None and target not in ("resources", "accuracy"):
+        fail(f"--target must be resources or accuracy, not {target!r}")
 
 
 def _register_zk(
