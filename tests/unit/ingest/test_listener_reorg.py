@@ -112,17 +112,17 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
         anvil.stop()
 
 
-def listener_on(chain: Chain, store: FakeListenerStore, finality_depth: int) -> Listener:
-    dispatched: list[int] = []
-    listener = Listener(
+def listener_on(
+    chain: Chain, store: FakeListenerStore, finality_depth: int, dispatched: list[int] | None = None
+) -> Listener:
+    """A listener that reads every block at once (no confirmations) into ``store``."""
+    return Listener(
         ChainSettings(confirmations=0, finality_depth=finality_depth),
         store,
         chain.coordinator,
         int(chain.w3.eth.chain_id),
-        dispatched.append,
+        (dispatched if dispatched is not None else []).append,
     )
-    listener.dispatched = dispatched  # type: ignore[attr-defined]
-    return listener
 
 
 def test_shallow_reorg_rewinds_to_the_fork_point_and_marks_orphaned_rows(chain: Chain) -> None:
@@ -158,7 +158,8 @@ def test_shallow_reorg_rewinds_to_the_fork_point_and_marks_orphaned_rows(chain: 
 
 def test_request_that_comes_back_in_another_block_is_reopened(chain: Chain) -> None:
     store = FakeListenerStore()
-    listener = listener_on(chain, store, finality_depth=10)
+    dispatched: list[int] = []
+    listener = listener_on(chain, store, finality_depth=10, dispatched=dispatched)
     listener.poll_once()
     snapshot = chain.rpc("evm_snapshot")
     raw = chain.signed_request()
@@ -181,7 +182,7 @@ def test_request_that_comes_back_in_another_block_is_reopened(chain: Chain) -> N
     assert row.status == RequestStatus.SEEN.value
     assert row.block_number == moved_to != first_block
     assert row.block_hash == chain.hash_of(moved_to)
-    assert listener.dispatched == [row.id, row.id]  # type: ignore[attr-defined]
+    assert dispatched == [row.id, row.id]  # handed to the workers again
 
 
 def test_reorg_deeper_than_the_finality_depth_halts(chain: Chain) -> None:
