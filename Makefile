@@ -82,9 +82,11 @@ bench: setup
 bench-zk: setup
 	$(BIN)/python bench/zk.py
 
-lint: setup
+lint: setup typecheck
 	$(BIN)/ruff check oracle workers tests bench migrations
 	$(BIN)/ruff format --check oracle workers tests bench migrations
+
+typecheck: setup
 	$(BIN)/mypy
 
 fmt: setup

@@ -309,7 +309,7 @@ def stack(anvil: Anvil, db_url: str, redis_server: RedisServer, tmp_path: Path) 
 def running_node(stack: Stack) -> Iterator[Any]:
     from oracle.node import Node
 
-    node = Node(stack.settings, serve_status=False)
+    node = Node.with_celery(stack.settings, serve_status=False)
     node.start()
     yield node
     node.stop()

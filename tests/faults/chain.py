@@ -83,7 +83,7 @@ def start_node(stack: Stack, **chain: Any) -> Any:
             "worker": stack.settings.worker.model_copy(update={"requeue_after_s": 5.0}),
         }
     )
-    node = Node(settings, serve_status=False)
+    node = Node.with_celery(settings, serve_status=False)
     node.start()
     return node
 

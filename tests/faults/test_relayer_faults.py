@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from oracle.db import Transaction
 from oracle.dev.keys import NODE_KEY
-from oracle.types import RequestStatus, TxStatus
+from oracle.types import HealthCode, RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
 from tests.faults.chain import (
     INPUT,
@@ -35,11 +35,11 @@ def test_empty_signer_balance_is_reported_and_the_work_waits(stack: Stack) -> No
     node = start_node(stack, confirmations=0)
     try:
         request_id = stack.request(INPUT)
-        problems: list[str] = []
+        problems: list[Any] = []
 
         def reported() -> bool:
             problems[:] = node.healthy()[1]
-            return any("insufficient funds" in p.lower() for p in problems)
+            return any(p.code == HealthCode.SIGNER_UNFUNDED for p in problems)
 
         wait_for(reported, 60, "the empty balance to be reported")
         waiting = row(stack, request_id)

@@ -33,7 +33,7 @@ def test_node_survives_an_rpc_that_times_out_or_answers_garbage(
             "worker": stack.settings.worker.model_copy(update={"requeue_after_s": 5.0}),
         }
     )
-    node = Node(settings, serve_status=False)
+    node = Node.with_celery(settings, serve_status=False)
     node.start()
     try:
         proxy.rate = 0.25  # one RPC call in four misbehaves, in one of five ways

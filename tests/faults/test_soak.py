@@ -61,7 +61,7 @@ class Soak:
             }
         )
         self.node_cls = Node
-        self.node = Node(self.settings, serve_status=False)
+        self.node = Node.with_celery(self.settings, serve_status=False)
         self.faults: Counter[str] = Counter()
 
     def kill_worker(self) -> None:
@@ -89,7 +89,7 @@ class Soak:
 
     def restart_node(self) -> None:
         self.node.stop()
-        self.node = self.node_cls(self.settings, serve_status=False)
+        self.node = self.node_cls.with_celery(self.settings, serve_status=False)
         self.node.start()
 
     def schedule(self) -> list[tuple[str, Callable[[], None]]]:
