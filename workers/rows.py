@@ -31,7 +31,7 @@ def claim(
     """Take the row if it is in one of ``statuses`` (writing ``counters``); return it and
     its model record, detached, or None when another task has it or it moved on."""
     with db.session() as s:
-        if not update_request_if(s, row_id, statuses=statuses, **counters):
+        if not update_request_if(s, row_id, counters, statuses=statuses):
             return None
         row = s.get(InferenceRequest, row_id)
         if row is None:
@@ -44,4 +44,4 @@ def claim(
 def finish(db: Database, row_id: int, statuses: Collection[str], **values: Any) -> bool:
     """Write ``values`` to the row only if it is in one of ``statuses``; True if it was."""
     with db.session() as s:
-        return update_request_if(s, row_id, statuses=statuses, **values)
+        return update_request_if(s, row_id, values, statuses=statuses)

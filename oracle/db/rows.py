@@ -9,7 +9,7 @@ whether the row was still as it saw it; what to do when it was not is the caller
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from sqlalchemy import update
@@ -31,11 +31,11 @@ UNSET: Final = _Unset()
 def update_request_if(
     s: Session,
     row_id: int,
+    values: Mapping[str, Any],
     *,
     statuses: Collection[str],
     block_hash: str | None = None,
-    fulfil_tx_id: int | None | _Unset = UNSET,
-    **values: Any,
+    fulfil_tx_id: int | _Unset | None = UNSET,
 ) -> bool:
     """Write ``values`` to request ``row_id`` only if its status is one of ``statuses``,
     its block hash is ``block_hash`` (when given) and its fulfilment pointer is
@@ -50,7 +50,7 @@ def update_request_if(
     result = s.execute(
         update(InferenceRequest)
         .where(*conditions)
-        .values(**values)
+        .values(dict(values))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount) == 1  # type: ignore[attr-defined]

@@ -308,7 +308,7 @@ class Listener:
                 existing.proof = None
                 existing.proof_attempts = 0
                 existing.circuit_deviation = None
-                existing.fulfil_tx_hash = None
+                existing.fulfil_tx_id = None
                 existing.callback_succeeded = None
                 existing.seen_at = utcnow()
                 s.flush()

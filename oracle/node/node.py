@@ -131,8 +131,8 @@ class Node:
             problems.append(f"listener halted: {self.listener.halted}")
         elif self.listener.last_poll_ok is None or now - self.listener.last_poll_ok > stale:
             problems.append("listener has not polled the chain recently")
-        if self.relayer.health.problem:
-            problems.append(self.relayer.health.problem)
+        if self.relayer.health.problem is not None:
+            problems.append(self.relayer.health.problem.detail)
         if (
             self.relayer.health.last_tick_ok is None
             or now - self.relayer.health.last_tick_ok > stale
