@@ -73,7 +73,8 @@ def reopen(row: InferenceRequest, ev: RequestedEvent) -> None:
     row.proof = None
     row.proof_attempts = 0
     row.circuit_deviation = None
-    row.fulfil_tx_hash = None
+    row.fulfil_tx_id = None
+    row.fulfil_reverts = 0  # reverts of the old commitment say nothing about the new one
     row.callback_succeeded = None
     row.seen_at = utcnow()
 

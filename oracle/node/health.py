@@ -12,15 +12,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from oracle.types import DOWN_CODES, HealthCode
+from oracle.types import DOWN_CODES, HealthCode, HealthProblem
 
-
-# TODO(merge): the relayer branch adds this very dataclass to oracle.types; import it from
-# there and delete this copy.
-@dataclass(frozen=True)
-class HealthProblem:
-    code: HealthCode
-    detail: str
+__all__ = ["HealthProblem", "HealthReport", "HealthState", "PartsSeen", "evaluate"]
 
 
 class HealthState(enum.StrEnum):
@@ -89,22 +83,3 @@ def evaluate(seen: PartsSeen) -> HealthReport:
 
 def _stale(last_ok: float | None, seen: PartsSeen) -> bool:
     return last_ok is None or seen.now - last_ok > seen.stale_after_s
-
-
-def relayer_problem(value: object) -> HealthProblem | None:
-    """The relayer's ``health.problem`` as a :class:`HealthProblem`.
-
-    TODO(merge): the rewritten relayer reports a ``HealthProblem`` already; then this is
-    the identity and the text branch below goes."""
-    if value is None:
-        return None
-    code = getattr(value, "code", None)
-    if code is not None:
-        return HealthProblem(HealthCode(code), str(getattr(value, "detail", "")))
-    text = str(value)
-    lowered = text.lower()
-    if "insufficient funds" in lowered:
-        return HealthProblem(HealthCode.SIGNER_UNFUNDED, text)
-    if lowered.startswith("fulfil simulation reverted"):
-        return HealthProblem(HealthCode.FULFIL_BLOCKED, text)
-    return HealthProblem(HealthCode.BROADCAST_FAILING, text)

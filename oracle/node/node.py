@@ -26,13 +26,14 @@ from oracle.ingest.mirror import ModelMirror
 from oracle.ingest.redispatch import Redispatcher
 from oracle.ingest.store import SqlListenerStore
 from oracle.models.store import ArtifactStore
-from oracle.node.health import HealthProblem, HealthReport, PartsSeen, evaluate, relayer_problem
+from oracle.node.health import HealthReport, PartsSeen, evaluate
 from oracle.node.http import StatusServer
 from oracle.node.lifecycle import Failure, Service, ServiceFailedError, Supervisor
 from oracle.node.status import collect_status
 from oracle.relayer import Relayer
 from oracle.relayer.wake import Notifier
 from oracle.settings import Settings
+from oracle.types import HealthProblem
 
 log = structlog.get_logger(__name__)
 
@@ -173,7 +174,7 @@ class Node:
                 stale_after_s=max(10.0, self.settings.chain.poll_interval_s * 20),
                 listener_halted=halted,
                 listener_last_poll_ok=self.listener.last_poll_ok,
-                relayer_problem=relayer_problem(self.relayer.health.problem),
+                relayer_problem=self.relayer.health.problem,
                 relayer_last_tick_ok=self.relayer.health.last_tick_ok,
             )
         )

@@ -69,6 +69,6 @@ def test_malformed_requests_get_error_callbacks_and_the_node_keeps_serving(
     time.sleep(1.0)  # time for a duplicate answer to show up, were there one
     for request_id, error in expected.items():
         assert len(fulfilled_events(stack, request_id)) == 1
-        final = RequestStatus.CONFIRMED if error is None else RequestStatus.FAILED
+        final = RequestStatus.CONFIRMED if error is None else RequestStatus.ERRORED
         wait_for(lambda r=request_id, f=final: stack.row_status(r) == f.value, what="final row")
     assert running_node.healthy()[0]

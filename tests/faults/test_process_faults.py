@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from oracle.db import InferenceRequest, Transaction
 from oracle.dev.keys import REQUESTER_KEY
@@ -60,11 +60,17 @@ def answered_exactly_once(stack: Stack, ids: list[int]) -> None:
         per_row = dict(
             s.execute(
                 select(InferenceRequest.request_id, func.count(Transaction.id))
-                .join(Transaction, Transaction.request_pk == InferenceRequest.id)
+                .join(Transaction, Transaction.id == InferenceRequest.fulfil_tx_id)
                 .group_by(InferenceRequest.request_id)
             ).all()
         )
+        unanswered = s.scalar(  # a tx no request points at: a second signature
+            select(func.count(Transaction.id)).where(
+                ~exists().where(InferenceRequest.fulfil_tx_id == Transaction.id)
+            )
+        )
     assert all(per_row.get(i) == 1 for i in ids), per_row  # one transaction per request
+    assert unanswered == 0
 
 
 def test_redis_restart_loses_no_request(stack: Stack, redis_server: RedisServer) -> None:

@@ -26,9 +26,10 @@ def one_tx_per_request_and_no_gap(stack: Stack) -> None:
     with stack.db.session() as s:
         per_row = list(
             s.execute(
-                select(InferenceRequest.request_id, func.count(Transaction.id))
-                .join(Transaction, Transaction.request_pk == InferenceRequest.id)
-                .group_by(InferenceRequest.request_id)
+                # per saved tx, the requests it answers: one each (nothing signed twice)
+                select(Transaction.id, func.count(InferenceRequest.id))
+                .outerjoin(InferenceRequest, InferenceRequest.fulfil_tx_id == Transaction.id)
+                .group_by(Transaction.id)
             ).all()
         )
         nonces = sorted(s.scalars(select(Transaction.nonce)))

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from sqlalchemy import select
 
-from oracle.db import Transaction
+from oracle.db import InferenceRequest, Transaction
 from oracle.dev.keys import NODE_KEY
 from oracle.types import HealthCode, RequestStatus, TxStatus
 from tests.conftest import Stack, wait_for
@@ -184,7 +184,9 @@ def test_nonce_gap_left_by_a_tx_judged_dropped_is_filled(stack: Stack) -> None:
             lost_id, lost_hash, lost_nonce = lost.id, lost.tx_hash, lost.nonce
         node.stop()
         rpc(w3, "anvil_dropTransaction", [lost_hash])
-        node.relayer._dropped(lost_id)  # the wrong verdict; its request goes back to the queue
+        node.relayer.resender.dropped(
+            lost_id
+        )  # the wrong verdict; its request goes back to the queue
 
         node = start_node(stack, confirmations=0)
 
@@ -196,8 +198,13 @@ def test_nonce_gap_left_by_a_tx_judged_dropped_is_filled(stack: Stack) -> None:
         assert len(fulfilled_events(stack, first)) == 1
         with stack.db.session() as s:
             txs = {t.nonce: t for t in s.scalars(select(Transaction))}
+            answering = s.scalars(
+                select(InferenceRequest.id).where(
+                    InferenceRequest.fulfil_tx_id == txs[lost_nonce].id
+                )
+            ).all()
         filler = txs[lost_nonce]
-        assert filler.request_pk is None and lost_hash in (filler.replaced_hashes or [])
+        assert not answering and lost_hash in (filler.replaced_hashes or [])
         assert w3.eth.get_transaction(filler.tx_hash)["to"] == NODE.address  # 0-value to self
         assert sorted(txs) == list(range(lost_nonce, lost_nonce + len(txs)))  # no gap
         assert w3.eth.get_transaction_count(NODE.address, "latest") == max(txs) + 1

@@ -167,7 +167,7 @@ def test_soak_with_faults_every_few_seconds(
     assert set(live) == set(requested)
     for rid, r in live.items():
         assert r.block_number == requested[rid][0], rid
-        assert r.status in (RequestStatus.CONFIRMED.value, RequestStatus.FAILED.value), r.status
+        assert r.status in (RequestStatus.CONFIRMED.value, RequestStatus.ERRORED.value), r.status
         assert r.fulfilled_block == fulfilled[rid][0], rid
     # No work left anywhere.
     assert tx_statuses <= {

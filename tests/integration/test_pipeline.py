@@ -41,7 +41,7 @@ def test_wrong_input_length_gets_an_error_callback_and_node_keeps_serving(
     fulfilled, output, err = stack.wait_result(bad)
     assert fulfilled and output == []
     assert err.decode() == "bad input length: expected 4, got 3"
-    wait_for(lambda: stack.row_status(bad) == "failed", what="row failed")
+    wait_for(lambda: stack.row_status(bad) == "errored", what="row errored")
     good = stack.request([to_fixed(0.2, 16)] * 4)
     fulfilled, output, err = stack.wait_result(good)
     assert fulfilled and err == b"" and len(output) == 1

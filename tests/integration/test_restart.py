@@ -59,8 +59,9 @@ def test_listener_killed_mid_stream_resumes_without_loss_or_duplicates(stack: St
         assert rows == 12
         # One landed transaction per request; every nonce used once.
         landed = s.execute(
-            select(Transaction.request_pk, func.count())
+            select(Transaction.id, func.count(InferenceRequest.id))
+            .outerjoin(InferenceRequest, InferenceRequest.fulfil_tx_id == Transaction.id)
             .where(Transaction.status == "confirmed")
-            .group_by(Transaction.request_pk)
+            .group_by(Transaction.id)
         ).all()
         assert len(landed) == 12 and all(n == 1 for _, n in landed)

@@ -9,7 +9,6 @@ from oracle.node.health import (
     HealthState,
     PartsSeen,
     evaluate,
-    relayer_problem,
 )
 from oracle.types import HealthCode
 
@@ -53,17 +52,3 @@ def test_relayer_problem_alone_is_degraded_206() -> None:
     report = evaluate(replace(FINE, relayer_problem=problem))
     assert report.problems == [problem]
     assert (report.state, report.http_status, report.healthy) == (HealthState.DEGRADED, 206, False)
-
-
-def test_relayer_problem_adapter() -> None:
-    assert relayer_problem(None) is None
-    problem = HealthProblem(HealthCode.FULFIL_BLOCKED, "x")
-    assert relayer_problem(problem) == problem
-    assert relayer_problem("broadcast failed: Insufficient funds for gas * price + value") == (
-        HealthProblem(
-            HealthCode.SIGNER_UNFUNDED,
-            "broadcast failed: Insufficient funds for gas * price + value",
-        )
-    )
-    assert relayer_problem("broadcast failed: nope").code == HealthCode.BROADCAST_FAILING  # type: ignore[union-attr]
-    assert relayer_problem("fulfil simulation reverted: X").code == HealthCode.FULFIL_BLOCKED  # type: ignore[union-attr]
