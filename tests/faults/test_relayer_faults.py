@@ -12,16 +12,11 @@ from sqlalchemy import select
 from oracle.db import Transaction
 from oracle.dev.keys import NODE_KEY
 from oracle.types import RequestStatus, TxStatus
-from tests.conftest import Stack, wait_for
-from tests.faults.chain import (
-    INPUT,
-    fulfilled_events,
-    row,
-    rpc,
-    send_request,
-    start_node,
-    with_relayer_settings,
-)
+from tests.support.chain import INPUT, fulfilled_events, rpc, send_request
+from tests.support.db import row
+from tests.support.node import start_node, with_relayer_settings
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

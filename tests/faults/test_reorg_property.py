@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from oracle.db import InferenceRequest
 from oracle.types import RequestStatus
-from tests.conftest import Stack, wait_for
-from tests.faults.chain import logs, rpc, start_node
+from tests.support.chain import logs, rpc
+from tests.support.node import start_node
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -35,7 +35,8 @@ from oracle.examples.dao import (
 )
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
-from tests.conftest import Stack, start_prover, wait_for
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,7 @@ def test_routine_proposal_passes_and_draining_proposal_is_blocked(
     rescreen = dao.governor.functions.rescreen(routine)
     assert try_send(stack.w3, OWNER, rescreen).startswith("RescreenNotAllowed(")
 
-    prover = start_prover(stack)
+    prover = stack.start_prover()
     try:
         assert dao.wait_screened(routine, timeout=120) == Screening.PASSED
         assert dao.wait_screened(draining, timeout=120) == Screening.FLAGGED

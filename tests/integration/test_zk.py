@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,25 +13,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from eth_account import Account
-from sqlalchemy import func, select
 
 from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import send
-from oracle.db import InferenceRequest, Transaction
 from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY
 from oracle.errors import TransactionError
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
 from oracle.types import RequestStatus
-from tests.conftest import (
-    EXAMPLE_CALIBRATION,
-    Stack,
-    ZkModel,
-    onnx_variant,
-    seed_store,
-    start_prover,
-    wait_for,
-)
+from tests.support import db
+from tests.support.checks import answered_exactly_once
+from tests.support.models import EXAMPLE_CALIBRATION, ZkModel, onnx_variant, seed_store
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +66,7 @@ def zk_setup(stack: Stack, zk_store: dict[str, Any]) -> ZkSetup:
 
 @pytest.fixture
 def prover(stack: Stack) -> Iterator[Any]:
-    proc = start_prover(stack)
+    proc = stack.start_prover()
     yield proc
     proc.stop()
 
@@ -129,15 +122,13 @@ def test_zk_request_is_proved_verified_and_delivered(
     assert err == b""
     expected = onnx_float(zk_setup.onnx_a, values)
     assert abs(output[0] / (1 << SCALE) - expected) < TOLERANCE
-    with stack.db.session() as s:
-        row = s.scalars(
-            select(InferenceRequest).where(InferenceRequest.request_id == request_id)
-        ).one()
-        assert row.proof and len(row.proof) > 1000
-        assert [int(v) for v in row.output or []] == output  # the circuit's output was posted
-        assert row.circuit_deviation is not None and row.circuit_deviation < TOLERANCE
-        assert row.reference_output is not None
-        assert abs(row.reference_output[0] - expected) < 1e-6
+    row = db.row(stack, request_id)
+    assert row is not None
+    assert row.proof and len(row.proof) > 1000
+    assert [int(v) for v in row.output or []] == output  # the circuit's output was posted
+    assert row.circuit_deviation is not None and row.circuit_deviation < TOLERANCE
+    assert row.reference_output is not None
+    assert abs(row.reference_output[0] - expected) < 1e-6
     wait_for(lambda: stack.row_status(request_id) == RequestStatus.CONFIRMED.value, 30, "confirm")
     # The fulfilment went through the model's verifier: a plain-mode answer would not.
     assert stack.coordinator.model(zk_setup.a.model_id)["verifier"] == zk_setup.a.verifier
@@ -240,21 +231,18 @@ def test_prover_killed_mid_proof_is_redone_and_delivered_once(
         zk.CircuitParams(decomp_base=1 << 13, decomp_legs=2),
     )
     assert done.manifest.logrows >= 14
-    prover = start_prover(stack)
+    prover = stack.start_prover()
     try:
         values = fixed([0.3, 0.3, -0.3, 0.3])
         request_id = stack.request(values, mode=1, model_id=done.model_id)
 
         def claimed() -> bool:
-            with stack.db.session() as s:
-                row = s.scalars(
-                    select(InferenceRequest).where(InferenceRequest.request_id == request_id)
-                ).first()
-                return (
-                    row is not None
-                    and row.status == RequestStatus.PROVING.value
-                    and row.proof_attempts == 1
-                )
+            row = db.row(stack, request_id)
+            return (
+                row is not None
+                and row.status == RequestStatus.PROVING.value
+                and row.proof_attempts == 1
+            )
 
         wait_for(claimed, 60, "the prover to claim the job")
         assert prover.proc is not None
@@ -263,20 +251,9 @@ def test_prover_killed_mid_proof_is_redone_and_delivered_once(
         os.kill(children[0], signal.SIGKILL)
         _, output, err = stack.wait_result(request_id, timeout=120)
         assert err == b"" and output
-        time.sleep(1.0)  # give a hypothetical duplicate time to show up
-        with stack.db.session() as s:
-            row = s.scalars(
-                select(InferenceRequest).where(InferenceRequest.request_id == request_id)
-            ).one()
-            assert row.proof_attempts >= 2
-            txs = s.scalar(
-                select(func.count(Transaction.id)).where(Transaction.request_pk == row.id)
-            )
-        assert txs == 1
-        fulfilled = stack.coordinator.contract.events.InferenceFulfilled().get_logs(
-            from_block=0, argument_filters={"requestId": request_id}
-        )
-        assert len(fulfilled) == 1
+        answered_exactly_once(stack, [request_id], timeout=60)
+        proved = db.row(stack, request_id)
+        assert proved is not None and proved.proof_attempts >= 2
     finally:
         prover.stop()
 

@@ -1,0 +1,122 @@
+"""The database reads the tests need. The ONE place that knows how the node's tables
+link a request to the transactions sent for it: when the schema changes, fix it here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from oracle.db import InferenceRequest, Transaction
+from oracle.types import RequestStatus, TxStatus
+from tests.support.chain import mine
+from tests.support.wait import wait_for
+
+if TYPE_CHECKING:
+    from tests.support.stack import Stack
+
+# A row in one of these is still being worked on; any other status of a canonical
+# request's row is final (confirmed, or however the node names a failure).
+IN_PROGRESS = frozenset(
+    {
+        RequestStatus.SEEN.value,
+        RequestStatus.QUEUED.value,
+        RequestStatus.INFERRED.value,
+        RequestStatus.PROVING.value,
+        RequestStatus.PROVED.value,
+        RequestStatus.SUBMITTED.value,
+    }
+)
+SETTLED_TX = frozenset({TxStatus.CONFIRMED.value, TxStatus.REVERTED.value, TxStatus.DROPPED.value})
+
+
+def is_final(status: str | None) -> bool:
+    return (
+        status is not None
+        and status not in IN_PROGRESS
+        and status != RequestStatus.REORGED.value  # its request left the chain
+    )
+
+
+def row(stack: Stack, request_id: int) -> InferenceRequest | None:
+    """The node's row for ``request_id``, detached from its session."""
+    with stack.db.session() as s:
+        found = s.scalars(
+            select(InferenceRequest).where(InferenceRequest.request_id == request_id)
+        ).first()
+        if found is not None:
+            s.expunge(found)
+        return found
+
+
+def row_status(stack: Stack, request_id: int) -> str | None:
+    with stack.db.session() as s:
+        return s.scalar(
+            select(InferenceRequest.status).where(InferenceRequest.request_id == request_id)
+        )
+
+
+def rows(stack: Stack) -> dict[int, InferenceRequest]:
+    """request id -> row, for every row, detached."""
+    with stack.db.session() as s:
+        found = {r.request_id: r for r in s.scalars(select(InferenceRequest))}
+        for r in found.values():
+            s.expunge(r)
+    return found
+
+
+def count_with_status(stack: Stack, status: str) -> int:
+    with stack.db.session() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(InferenceRequest)
+                .where(InferenceRequest.status == status)
+            )
+            or 0
+        )
+
+
+def fulfilment_txs(stack: Stack, request_id: int) -> list[Transaction]:
+    """The transactions the node sent for ``request_id`` (one per nonce; a fee bump
+    replaces a transaction's hash, not the row), detached, oldest first."""
+    with stack.db.session() as s:
+        found = list(
+            s.scalars(
+                select(Transaction)
+                .join(InferenceRequest, Transaction.request_pk == InferenceRequest.id)
+                .where(InferenceRequest.request_id == request_id)
+                .order_by(Transaction.id)
+            )
+        )
+        for tx in found:
+            s.expunge(tx)
+    return found
+
+
+def tx_statuses(stack: Stack) -> set[str]:
+    with stack.db.session() as s:
+        return set(s.scalars(select(Transaction.status)))
+
+
+def tx_nonces(stack: Stack) -> list[int]:
+    with stack.db.session() as s:
+        return sorted(s.scalars(select(Transaction.nonce)))
+
+
+def all_txs_settled(stack: Stack) -> bool:
+    return tx_statuses(stack) <= SETTLED_TX
+
+
+def wait_status(
+    stack: Stack, request_id: int, status: str, timeout: float, what: str, mining: bool = False
+) -> None:
+    """Wait for the request's row to reach ``status``; with ``mining``, mine a block each
+    poll (automine off) so confirmations advance."""
+
+    def reached() -> bool:
+        if mining:
+            mine(stack.w3)
+        return row_status(stack, request_id) == status
+
+    wait_for(reached, timeout, what, interval=0.3 if mining else 0.05)
