@@ -55,9 +55,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def stack(db_url: str, redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
-    """Contracts on anvil, the schema migrated, the example model registered, a worker up."""
-    with started_stack(tmp_path, db_url, redis_server.url(0)) as s:
+def stack(
+    request: pytest.FixtureRequest, db_url: str, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[Stack]:
+    """Contracts on anvil, the schema migrated, the example model registered, a worker up
+    (none for a test marked ``no_worker``: it answers no request through the node)."""
+    worker = request.node.get_closest_marker("no_worker") is None
+    with started_stack(tmp_path, db_url, redis_server.url(0), worker=worker) as s:
         yield s
 
 

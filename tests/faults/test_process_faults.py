@@ -20,6 +20,8 @@ from tests.support.stack import Stack
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
+# ~35 s per database: `make faults` only
+@pytest.mark.slow_fault
 def test_redis_restart_loses_no_request(stack: Stack, redis_server: RedisServer) -> None:
     node = start_node(stack, confirmations=0)
     try:

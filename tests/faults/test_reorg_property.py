@@ -22,7 +22,8 @@ from tests.support.node import start_node
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+# many reorg sequences against the node: `make faults` only
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow_fault]
 
 FINALITY = 40
 OPS = st.lists(

@@ -13,7 +13,8 @@ from tests.support.node import new_node
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+# ~30 s per database (timeouts are waited out): `make faults` only
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow_fault]
 
 
 @pytest.fixture

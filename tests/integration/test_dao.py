@@ -155,6 +155,7 @@ def _request(stack: Stack, request_id: int) -> RequestStruct:
     )
 
 
+@pytest.mark.no_worker
 def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) -> None:
     dao = setup_dao(stack)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)
@@ -178,6 +179,7 @@ def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) 
     wait_for(lambda: stack.coordinator.commitment(again) != b"\0" * 32, 10, "the new request")
 
 
+@pytest.mark.no_worker
 def test_unanswered_screening_can_be_cancelled_after_its_deadline(stack: Stack) -> None:
     dao = setup_dao(stack)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)

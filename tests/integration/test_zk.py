@@ -135,6 +135,7 @@ def test_zk_request_is_proved_verified_and_delivered(
 
 
 @pytest.mark.faults
+@pytest.mark.no_worker
 def test_chain_rejects_forged_zk_answers(stack: Stack, zk_setup: ZkSetup, tmp_path: Path) -> None:
     files_a, man_a = onboarding.check_circuit(zk_setup.store, zk_setup.a.model_id)
     files_b, man_b = onboarding.check_circuit(zk_setup.store, zk_setup.b.model_id)
@@ -178,6 +179,7 @@ def test_chain_rejects_forged_zk_answers(stack: Stack, zk_setup: ZkSetup, tmp_pa
     assert verifier_b.functions.verifyProof(pb.proof, pb.instances).call() is True
 
 
+@pytest.mark.no_worker
 def test_zk_on_a_model_without_verifier_is_refused_at_request_time(
     stack: Stack, zk_setup: ZkSetup
 ) -> None:
@@ -186,6 +188,7 @@ def test_zk_on_a_model_without_verifier_is_refused_at_request_time(
     assert "ModelNotVerifiable(" in str(info.value)
 
 
+@pytest.mark.no_worker
 def test_onboarding_again_changes_nothing(stack: Stack, zk_setup: ZkSetup) -> None:
     before = {p: p.stat().st_mtime_ns for p in zk_setup.a.circuit_dir.iterdir()}
     again = onboard(stack, ZkModel(zk_setup.onnx_a, zk_setup.a.model_id))
@@ -214,6 +217,8 @@ def _pool_children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+# a 2^14-row proof killed and redone (~17 s per database): `make faults` only
+@pytest.mark.slow_fault
 @pytest.mark.faults
 def test_prover_killed_mid_proof_is_redone_and_delivered_once(
     stack: Stack, zk_setup: ZkSetup, tmp_path: Path, running_node: Any
@@ -258,6 +263,7 @@ def test_prover_killed_mid_proof_is_redone_and_delivered_once(
         prover.stop()
 
 
+@pytest.mark.no_worker
 def test_cli_onboarding_registers_a_verifiable_model_once(stack: Stack, tmp_path: Path) -> None:
     import json
     import subprocess

@@ -139,8 +139,11 @@ def started_stack(tmp: Path, db_url: str, redis_url: str, worker: bool = True) -
         stack = Stack(local)
         yield stack
     finally:
+        # Killed, not stopped: a worker's warm shutdown costs seconds and proves nothing here.
+        for proc in (*(stack.extra_processes if stack else ()), local.worker):
+            if proc is not None:
+                proc.kill()
+                proc.stop()  # closes its log
         if stack is not None:
-            for proc in stack.extra_processes:
-                proc.stop()
             stack.db.dispose()
         local.stop()
