@@ -12,6 +12,7 @@ from sqlalchemy import select
 from oracle.db import Transaction
 from oracle.dev.keys import NODE_KEY
 from oracle.types import RequestStatus, TxStatus
+from tests.support import db
 from tests.support.chain import INPUT, fulfilled_events, rpc, send_request
 from tests.support.db import row
 from tests.support.node import start_node, with_relayer_settings
@@ -192,7 +193,8 @@ def test_nonce_gap_left_by_a_tx_judged_dropped_is_filled(stack: Stack) -> None:
         with stack.db.session() as s:
             txs = {t.nonce: t for t in s.scalars(select(Transaction))}
         filler = txs[lost_nonce]
-        assert filler.request_pk is None and lost_hash in (filler.replaced_hashes or [])
+        assert db.request_of_tx(stack, filler.id) is None
+        assert lost_hash in (filler.replaced_hashes or [])
         assert w3.eth.get_transaction(filler.tx_hash)["to"] == NODE.address  # 0-value to self
         assert sorted(txs) == list(range(lost_nonce, lost_nonce + len(txs)))  # no gap
         assert w3.eth.get_transaction_count(NODE.address, "latest") == max(txs) + 1

@@ -28,6 +28,7 @@ from oracle.dev.keys import NODE_KEY, REQUESTER_KEY
 from oracle.dev.processes import RedisServer
 from oracle.paths import ROOT
 from oracle.types import RequestStatus, TxStatus
+from tests.support import db
 from tests.support.chain import logs
 from tests.support.node import new_node
 from tests.support.stack import Stack
@@ -176,7 +177,7 @@ def test_soak_with_faults_every_few_seconds(
     for rid, r in live.items():
         assert r.block_number == requested[rid][0], rid
         assert r.status in (RequestStatus.CONFIRMED.value, RequestStatus.FAILED.value), r.status
-        assert r.fulfilled_block == fulfilled[rid][0], rid
+        assert db.fulfilled_block(stack, r) == fulfilled[rid][0], rid
     # No work left anywhere.
     assert tx_statuses <= {
         TxStatus.CONFIRMED.value,

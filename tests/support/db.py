@@ -56,6 +56,11 @@ def row_status(stack: Stack, request_id: int) -> str | None:
         )
 
 
+def fulfilled_block(stack: Stack, found: InferenceRequest) -> int | None:
+    """The block the node's fulfilment of this row landed in, as the node records it."""
+    return found.fulfilled_block
+
+
 def rows(stack: Stack) -> dict[int, InferenceRequest]:
     """request id -> row, for every row, detached."""
     with stack.db.session() as s:
@@ -92,6 +97,17 @@ def fulfilment_txs(stack: Stack, request_id: int) -> list[Transaction]:
         for tx in found:
             s.expunge(tx)
     return found
+
+
+def request_of_tx(stack: Stack, tx_id: int) -> int | None:
+    """The request id the node's transaction ``tx_id`` was sent for; None for one sent
+    for no request (a nonce-gap filler)."""
+    with stack.db.session() as s:
+        return s.scalar(
+            select(InferenceRequest.request_id)
+            .join(Transaction, Transaction.request_pk == InferenceRequest.id)
+            .where(Transaction.id == tx_id)
+        )
 
 
 def tx_statuses(stack: Stack) -> set[str]:

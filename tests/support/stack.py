@@ -105,11 +105,12 @@ class Stack:
         return request_id
 
     def wait_result(self, request_id: int, timeout: float = 30.0) -> tuple[bool, list[int], bytes]:
-        return wait_for(
+        result: tuple[bool, list[int], bytes] = wait_for(
             lambda: (r := self.requester.result(request_id))[0] and r,
             timeout,
             f"callback for request {request_id}",
         )
+        return result
 
     def row_status(self, request_id: int) -> str | None:
         return dbq.row_status(self, request_id)
