@@ -56,6 +56,9 @@ demo: setup
 up: setup
 	$(BIN)/oracle up
 
+# `make test` leaves out the soak and the slow fault scenarios (markers soak and
+# slow_fault, excluded by pyproject's addopts); `make faults` (-m faults) runs every
+# fault scenario, those included.
 test: setup .postgres-ok
 	$(BIN)/pytest -q
 

@@ -16,18 +16,11 @@ from sqlalchemy import select
 from oracle.db import ChainCursor, Transaction
 from oracle.dev.keys import REQUESTER_KEY
 from oracle.types import HealthCode, RequestStatus, TxStatus
-from tests.conftest import Stack, wait_for
-from tests.faults.chain import (
-    all_txs_settled,
-    fulfilled_events,
-    mine,
-    row,
-    rpc,
-    send_request,
-    signed_request,
-    start_node,
-    wait_status,
-)
+from tests.support.chain import fulfilled_events, mine, rpc, send_request, signed_request
+from tests.support.db import all_txs_settled, row, wait_status
+from tests.support.node import start_node
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

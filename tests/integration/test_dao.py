@@ -35,7 +35,8 @@ from oracle.examples.dao import (
 )
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
-from tests.conftest import Stack, start_prover, wait_for
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,7 @@ def test_routine_proposal_passes_and_draining_proposal_is_blocked(
     rescreen = dao.governor.functions.rescreen(routine)
     assert try_send(stack.w3, OWNER, rescreen).startswith("RescreenNotAllowed(")
 
-    prover = start_prover(stack)
+    prover = stack.start_prover()
     try:
         assert dao.wait_screened(routine, timeout=120) == Screening.PASSED
         assert dao.wait_screened(draining, timeout=120) == Screening.FLAGGED
@@ -154,6 +155,7 @@ def _request(stack: Stack, request_id: int) -> RequestStruct:
     )
 
 
+@pytest.mark.no_worker
 def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) -> None:
     dao = setup_dao(stack)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)
@@ -177,6 +179,7 @@ def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) 
     wait_for(lambda: stack.coordinator.commitment(again) != b"\0" * 32, 10, "the new request")
 
 
+@pytest.mark.no_worker
 def test_unanswered_screening_can_be_cancelled_after_its_deadline(stack: Stack) -> None:
     dao = setup_dao(stack)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)

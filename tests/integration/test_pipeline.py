@@ -7,7 +7,10 @@ import onnxruntime as ort
 import pytest
 
 from oracle.fixedpoint import from_fixed, to_fixed
-from tests.conftest import EXAMPLE_MODEL, Stack, deploy_consumer, wait_for
+from tests.support.chain import deploy_consumer
+from tests.support.models import EXAMPLE_MODEL
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
