@@ -56,6 +56,9 @@ demo: setup
 up: setup
 	$(BIN)/oracle up
 
+# `make test` leaves out the soak and the slow fault scenarios (markers soak and
+# slow_fault, excluded by pyproject's addopts); `make faults` (-m faults) runs every
+# fault scenario, those included.
 test: setup .postgres-ok
 	$(BIN)/pytest -q
 
@@ -82,9 +85,11 @@ bench: setup
 bench-zk: setup
 	$(BIN)/python bench/zk.py
 
-lint: setup
+lint: setup typecheck
 	$(BIN)/ruff check oracle workers tests bench migrations
 	$(BIN)/ruff format --check oracle workers tests bench migrations
+
+typecheck: setup
 	$(BIN)/mypy
 
 fmt: setup

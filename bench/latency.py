@@ -90,7 +90,7 @@ def main() -> None:
         with db.session() as s:
             for row, tx in s.execute(
                 select(InferenceRequest, Transaction).join(
-                    Transaction, Transaction.tx_hash == InferenceRequest.fulfil_tx_hash
+                    Transaction, Transaction.id == InferenceRequest.fulfil_tx_id
                 )
             ):
                 if tx.broadcast_at is None or row.inference_s is None:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-
-import numpy as np
-import numpy.typing as npt
 
 INT256_MIN = -(2**255)
 INT256_MAX = 2**255 - 1
@@ -27,16 +23,3 @@ def to_fixed(value: float, scale: int) -> int:
 
 def from_fixed(raw: int, scale: int) -> float:
     return raw / (1 << scale)
-
-
-def encode_vector(values: Iterable[float], scale: int) -> list[int]:
-    return [to_fixed(v, scale) for v in values]
-
-
-def decode_vector(raws: Sequence[int], scale: int) -> npt.NDArray[np.float64]:
-    return np.array([from_fixed(int(r), scale) for r in raws], dtype=np.float64)
-
-
-def to_field(x: int) -> int:
-    """Map a signed integer to the BN254 scalar field: ``x mod r``, negatives as ``r - |x|``."""
-    return x % BN254_R

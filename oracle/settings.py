@@ -158,6 +158,18 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     metrics: MetricsSettings = MetricsSettings()
 
+    # Keys for the operator's one-off commands, never the node's own signer (see ``signer``).
+    # Their environment names are the historical ones: ORACLE_DEPLOYER_KEY and so on.
+    deployer_key: SecretStr | None = Field(
+        default=None, description="`oracle deploy`: deploys and owns the Coordinator."
+    )
+    registrar_key: SecretStr | None = Field(
+        default=None, description="`oracle model register`: pays for registration."
+    )
+    requester_key: SecretStr | None = Field(
+        default=None, description="`oracle request`: pays for requests."
+    )
+
     @field_validator("db")
     @classmethod
     def _db_url_known(cls, value: DatabaseSettings) -> DatabaseSettings:

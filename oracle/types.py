@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import NewType
 
 ModelId = NewType("ModelId", str)
@@ -32,7 +33,8 @@ class RequestStatus(enum.StrEnum):
     PROVED = "proved"
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
-    FAILED = "failed"
+    ERRORED = "errored"  # an error answer was confirmed on chain: the consumer heard back
+    ABANDONED = "abandoned"  # the node gave up: no answer of ours will land
     REORGED = "reorged"
     CANCELLED = "cancelled"
 
@@ -49,6 +51,14 @@ class HealthCode(enum.StrEnum):
     SIGNER_UNFUNDED = "signer_unfunded"  # the signer cannot pay for gas: work waits
     BROADCAST_FAILING = "broadcast_failing"  # the RPC refuses our transactions
     FULFIL_BLOCKED = "fulfil_blocked"  # simulation reverts for a reason that may pass
+
+
+@dataclass(frozen=True)
+class HealthProblem:
+    """What is wrong with a part of the node: a stable code and a human-readable detail."""
+
+    code: HealthCode
+    detail: str
 
 
 DOWN_CODES = frozenset(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from oracle.db import Database, InferenceRequest, ModelRecord
+from oracle.db.rows import update_request_if
 
 # Celery options of a task that takes one row id: acked after it ran (a killed worker's
 # job is redone), retried while the database is briefly unreachable.
@@ -31,7 +31,7 @@ def claim(
     """Take the row if it is in one of ``statuses`` (writing ``counters``); return it and
     its model record, detached, or None when another task has it or it moved on."""
     with db.session() as s:
-        if not move(s, row_id, statuses, **counters):
+        if not update_request_if(s, row_id, counters, statuses=statuses):
             return None
         row = s.get(InferenceRequest, row_id)
         if row is None:
@@ -41,17 +41,7 @@ def claim(
         return row, record
 
 
-def move(s: Session, row_id: int, statuses: Collection[str], **values: Any) -> bool:
-    """Write ``values`` to the row only if it is in one of ``statuses``; True if it was."""
-    result = s.execute(
-        update(InferenceRequest)
-        .where(InferenceRequest.id == row_id, InferenceRequest.status.in_(tuple(statuses)))
-        .values(**values)
-    )
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
-
-
 def finish(db: Database, row_id: int, statuses: Collection[str], **values: Any) -> bool:
-    """:func:`move` in a session of its own."""
+    """Write ``values`` to the row only if it is in one of ``statuses``; True if it was."""
     with db.session() as s:
-        return move(s, row_id, statuses, **values)
+        return update_request_if(s, row_id, values, statuses=statuses)

@@ -48,10 +48,6 @@ class LoadedModel:
         return np.asarray(outputs[0], dtype=np.float64).reshape(-1)
 
 
-def file_model_id(path: Path) -> str:
-    return "0x" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class SessionCache:
     """Holds one session per model hash for the life of the process."""
 

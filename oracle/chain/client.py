@@ -17,6 +17,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import LogReceipt
 
 from oracle.chain.artifacts import abi_type, all_abis, decode_revert, load_artifact
+from oracle.errors import ChainError
 from oracle.types import Mode, ModelId, RequestId, model_id_from_bytes
 
 
@@ -68,7 +69,7 @@ class RequestStruct:
         )
 
 
-class RevertError(Exception):
+class RevertError(ChainError):
     """A call reverted; ``name`` and ``args`` come from the custom error's ABI."""
 
     def __init__(self, name: str, args: tuple[Any, ...], raw: bytes) -> None:
@@ -174,9 +175,6 @@ class CoordinatorClient:
 
     def commitment(self, request_id: int) -> bytes:
         return bytes(self.contract.functions.requestCommitment(request_id).call())
-
-    def is_active_node(self, node: str) -> bool:
-        return bool(self.contract.functions.isActiveNode(Web3.to_checksum_address(node)).call())
 
     def model(self, model_id: str) -> dict[str, Any]:
         raw = self.contract.functions.getModel(bytes.fromhex(model_id.removeprefix("0x"))).call()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_typing import HexStr
 
 from oracle.errors import ConfigError
 from oracle.settings import SignerSettings
@@ -54,13 +53,3 @@ def _from_keystore(settings: SignerSettings) -> LocalAccount:
         raise ConfigError(f"wrong password for keystore {path}") from None
     account: LocalAccount = Account.from_key(key)
     return account
-
-
-def write_keystore(private_key: str, password: str, path: Path) -> str:
-    """Encrypt ``private_key`` to a V3 keystore file (mode 0600); return the address."""
-    account: LocalAccount = Account.from_key(private_key)
-    encrypted = Account.encrypt(HexStr(private_key), password)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(encrypted))
-    path.chmod(0o600)
-    return str(account.address)

@@ -23,8 +23,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
+
+from oracle.types import TxStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -81,10 +84,35 @@ class ModelRecord(Base):
     output_scale: Mapped[int] = mapped_column(Integer)
     verifier: Mapped[str | None] = mapped_column(String(42), default=None)
     owner: Mapped[str | None] = mapped_column(String(42), default=None)
-    zk_path: Mapped[str | None] = mapped_column(Text, default=None)
-    srs_path: Mapped[str | None] = mapped_column(Text, default=None)
-    dev_srs: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Transaction(Base):
+    """A signed transaction, saved before broadcast so a restart re-sends the same bytes.
+
+    One row per nonce: a fee bump replaces its bytes (the old hashes are kept), a nonce-gap
+    filler reuses it. The request it answers points here (``requests.fulfil_tx_id``)."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (UniqueConstraint("chain_id", "sender", "nonce"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee_per_gas: Mapped[str] = mapped_column(String(80))
+    max_priority_fee_per_gas: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    broadcast_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Earlier hashes of this nonce's transaction, replaced by a fee bump: any may be mined.
+    replaced_hashes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    mined_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class InferenceRequest(Base):
@@ -116,7 +144,9 @@ class InferenceRequest(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_succeeded: Mapped[bool | None] = mapped_column(Boolean, default=None)
-    fulfil_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    # The transaction that answers this request (the latest attempt); None before sending.
+    fulfil_tx_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), default=None)
+    fulfil_reverts: Mapped[int] = mapped_column(Integer, default=0)  # fulfilments reverted
     # Zk mode: onnxruntime's float output, then the proof and the circuit's distance from it.
     reference_output: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     proof: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
@@ -132,34 +162,12 @@ class InferenceRequest(Base):
     prove_s: Mapped[float | None] = mapped_column(Float, default=None)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    fulfilled_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
-
-
-class Transaction(Base):
-    """A signed transaction, saved before broadcast so a restart re-sends the same bytes."""
-
-    __tablename__ = "transactions"
-    __table_args__ = (UniqueConstraint("chain_id", "sender", "nonce"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    chain_id: Mapped[int] = mapped_column(BigInteger)
-    sender: Mapped[str] = mapped_column(String(42))
-    nonce: Mapped[int] = mapped_column(BigInteger)
-    request_pk: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
-    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(16))
-    gas_limit: Mapped[int] = mapped_column(BigInteger)
-    max_fee_per_gas: Mapped[str] = mapped_column(String(80))
-    max_priority_fee_per_gas: Mapped[str] = mapped_column(String(80))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    broadcast_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    # Earlier hashes of this nonce's transaction, replaced by a fee bump: any may be mined.
-    replaced_hashes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
-    mined_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    receipt_status: Mapped[int | None] = mapped_column(Integer, default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Derived, read-only: the block of the confirmed fulfilment (None until confirmed).
+    fulfilled_block: Mapped[int | None] = column_property(
+        select(Transaction.mined_block)
+        .where(Transaction.id == fulfil_tx_id, Transaction.status == TxStatus.CONFIRMED.value)
+        .scalar_subquery()
+    )

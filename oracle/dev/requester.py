@@ -56,15 +56,14 @@ class Requester:
     def from_settings(
         cls, settings: Settings, consumer: str | None = None, key: str | None = None
     ) -> Requester:
-        import os
-
         w3 = connect(settings.chain.rpc_url, settings.chain.rpc_timeout_s)
         coordinator = CoordinatorClient(w3, settings.coordinator_address())
         deployment = settings.deployment() or {}
         address = consumer or deployment.get("example_consumer")
         if not address:
             raise ConfigError("no consumer: pass --consumer or use a deployment file")
-        key = key or os.environ.get("ORACLE_REQUESTER_KEY")
+        if key is None and settings.requester_key is not None:
+            key = settings.requester_key.get_secret_value()
         if key is None:
             if int(w3.eth.chain_id) not in ANVIL_CHAIN_IDS:
                 raise ConfigError("set ORACLE_REQUESTER_KEY to the key that pays for requests")

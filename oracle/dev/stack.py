@@ -1,14 +1,20 @@
-"""The local stack: a whole oracle on one machine, for `oracle up`, the demo and the bench.
+"""The local stack: a whole oracle on one machine, for `oracle up`, the demo, the bench
+and the integration tests.
 
 anvil (a real local chain) -> contracts deployed -> node registered and staked ->
 redis-server -> SQLite migrated -> an inference worker and a prover worker -> the node.
 Keys are anvil's public development keys (see ``oracle.dev.keys``).
+
+The defaults are what `oracle up` runs. The tests pass keyword arguments for their own
+database (SQLite or PostgreSQL), a redis-server they already run, a short request timeout,
+automine, and which processes to start (most run the node in-process).
 """
 
 from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,13 +42,34 @@ class LocalStack:
         confirmations: int = 0,
         status_port: int | None = None,
         worker_concurrency: int = 1,
+        *,
+        db_url: str | None = None,
+        redis_url: str | None = None,
+        coordinator_params: CoordinatorParams | None = None,
+        start_worker: bool = True,
+        start_prover: bool = True,
+        start_node: bool = True,
+        poll_interval_s: float = 0.1,
+        config_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``db_url`` defaults to SQLite in ``workdir``; with ``redis_url`` no redis-server
+        is started (the caller runs one); ``block_time`` None is automine;
+        ``poll_interval_s`` is how often the node polls the chain and receipts;
+        ``config_overrides`` are merged, per section, into the config file written."""
         self.workdir = workdir.resolve()
         self.block_time = block_time
         self.anvil_port = anvil_port
         self.confirmations = confirmations
         self.status_port = status_port or free_port()
         self.worker_concurrency = worker_concurrency
+        self.db_url = db_url or f"sqlite:///{self.workdir / 'oracle.db'}"
+        self.external_redis_url = redis_url
+        self.coordinator_params = coordinator_params or CoordinatorParams()
+        self._start_worker = start_worker
+        self._start_prover = start_prover
+        self._start_node = start_node
+        self.poll_interval_s = poll_interval_s
+        self.config_overrides = dict(config_overrides or {})
         self.anvil: Anvil | None = None
         self.redis: RedisServer | None = None
         self.worker: OracleProcess | None = None
@@ -80,17 +107,37 @@ class LocalStack:
         self.anvil = Anvil(self.workdir / "anvil.log", self.anvil_port, self.block_time)
         self.anvil.start()
         w3 = self.anvil.w3()
-        self.deployment = deploy_stack(w3, self.owner, self.anvil.url, CoordinatorParams())
+        self.deployment = deploy_stack(w3, self.owner, self.anvil.url, self.coordinator_params)
         self.deployment.write(self.deployment_path)
         register_node(w3, self.node_account, self.deployment.coordinator, 10 * ETHER)
-        self.redis = RedisServer(self.workdir / "redis")
-        self.redis.start()
+        if self.external_redis_url is None:
+            self.redis = RedisServer(self.workdir / "redis")
+            self.redis.start()
         self._write_config()
         Database(self.settings().db.url).upgrade()
-        ready = self.workdir / "worker.ready"
+        if self._start_worker:
+            self.worker = self.start_worker_process()
+        if self._start_prover:
+            self.prover = self.start_prover_process()
+        if self._start_node:
+            self.node = OracleProcess(
+                "node",
+                ["--config", str(self.config_path), "node"],
+                self.env(),
+                self.workdir / "node.log",
+                ready=self._node_healthy,
+            )
+            self.node.start()
+
+    def start_worker_process(
+        self, name: str = "worker", extra_env: Mapping[str, str] | None = None
+    ) -> OracleProcess:
+        """An inference worker (``oracle worker``) on this stack, started and consuming;
+        ``name`` names its log and ready files."""
+        ready = self.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
-        self.worker = OracleProcess(
-            "inference worker",
+        worker = OracleProcess(
+            f"inference {name}",
             [
                 "--config",
                 str(self.config_path),
@@ -100,14 +147,18 @@ class LocalStack:
                 "--concurrency",
                 str(self.worker_concurrency),
             ],
-            self.env(),
-            self.workdir / "worker.log",
+            {**self.env(), **(extra_env or {})},
+            self.workdir / f"{name}.log",
             ready=file_exists(ready),
         )
-        self.worker.start()
+        worker.start()
+        return worker
+
+    def start_prover_process(self) -> OracleProcess:
+        """A prover worker (``oracle worker --queue proof``) on this stack, started."""
         prover_ready = self.workdir / "prover.ready"
         prover_ready.unlink(missing_ok=True)
-        self.prover = OracleProcess(
+        prover = OracleProcess(
             "prover worker",
             [
                 "--config",
@@ -122,37 +173,40 @@ class LocalStack:
             self.workdir / "prover.log",
             ready=file_exists(prover_ready),
         )
-        self.prover.start()
-        self.node = OracleProcess(
-            "node",
-            ["--config", str(self.config_path), "node"],
-            self.env(),
-            self.workdir / "node.log",
-            ready=self._node_healthy,
-        )
-        self.node.start()
+        prover.start()
+        return prover
 
     def _node_healthy(self) -> bool:
         url = f"http://127.0.0.1:{self.status_port}/healthz"
         with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(json.loads(resp.read())["healthy"])
 
+    @property
+    def redis_url(self) -> str:
+        if self.external_redis_url is not None:
+            return self.external_redis_url
+        if self.redis is None:
+            raise RuntimeError("start redis first")
+        return self.redis.url(0)
+
     def _write_config(self) -> None:
-        if self.anvil is None or self.redis is None:
-            raise RuntimeError("start anvil and redis first")
+        if self.anvil is None:
+            raise RuntimeError("start anvil first")
         config: dict[str, Any] = {
             "chain": {
                 "rpc_url": self.anvil.url,
                 "deployment_file": str(self.deployment_path),
                 "confirmations": self.confirmations,
-                "poll_interval_s": 0.1,
+                "poll_interval_s": self.poll_interval_s,
             },
-            "db": {"url": f"sqlite:///{self.workdir / 'oracle.db'}"},
-            "redis": {"url": self.redis.url(0)},
+            "db": {"url": self.db_url},
+            "redis": {"url": self.redis_url},
             "store": {"path": str(self.workdir / "models")},
             "metrics": {"port": self.status_port},
-            "relayer": {"receipt_poll_s": 0.1},
+            "relayer": {"receipt_poll_s": self.poll_interval_s},
         }
+        for section, values in self.config_overrides.items():
+            config[section] = {**config.get(section, {}), **values}
         self.config_path.write_text(
             "# Written by `oracle up` for the local stack. The signer key is not here: it is\n"
             "# passed in the environment (anvil's public development key).\n"

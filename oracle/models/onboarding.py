@@ -243,11 +243,6 @@ def onboard(
         onnx_path,
         manifest.input_scale,
         manifest.output_scale,
-        zk=ZkRecord(
-            verifier=verifier,
-            circuit_dir=files.root,
-            srs=srs_dir(store) / manifest.srs,
-            dev_srs=manifest.dev_srs,
-        ),
+        zk=ZkRecord(verifier=verifier),
     )
     return Onboarded(model_id, verifier, created, manifest, files.root)

@@ -16,12 +16,10 @@ from oracle.types import ModelId
 
 @dataclass(frozen=True)
 class ZkRecord:
-    """Where a Zk model's circuit lives and which verifier checks it."""
+    """Which verifier checks a Zk model's proofs (its circuit lives in the artifact store,
+    found by model id; see :mod:`oracle.models.onboarding`)."""
 
     verifier: str
-    circuit_dir: Path
-    srs: Path
-    dev_srs: bool
 
 
 def upsert_model_record(db: Database, record: ModelRecord) -> None:
@@ -34,11 +32,8 @@ def upsert_model_record(db: Database, record: ModelRecord) -> None:
             s.add(record)
             return
         existing.artifact_path = record.artifact_path
-        if record.zk_path is not None:
+        if record.verifier is not None:
             existing.verifier = record.verifier
-            existing.zk_path = record.zk_path
-            existing.srs_path = record.srs_path
-            existing.dev_srs = record.dev_srs
 
 
 def register_model(
@@ -113,9 +108,6 @@ def register_model(
                 output_scale=output_scale,
                 owner=account.address,
                 verifier=zk.verifier if zk else None,
-                zk_path=str(zk.circuit_dir) if zk else None,
-                srs_path=str(zk.srs) if zk else None,
-                dev_srs=zk.dev_srs if zk else False,
             ),
         )
     return model_id, created

@@ -1,4 +1,4 @@
-"""The node: listener and relayer wired together, with health and an HTTP endpoint."""
+"""The node: listener, re-dispatcher, relayer and HTTP endpoint, run under one supervisor."""
 
 from oracle.node.node import Node
 

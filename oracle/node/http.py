@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -26,8 +25,9 @@ def build_app(node: Node) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        ok, problems = node.healthy()
-        return JSONResponse({"healthy": ok, "problems": problems}, status_code=200 if ok else 503)
+        """200 healthy, 206 degraded (work waits), 503 down; problems as stable codes."""
+        report = node.health()
+        return JSONResponse(report.as_json(), status_code=report.http_status)
 
     @app.get("/status")
     def status() -> dict[str, Any]:
@@ -47,6 +47,10 @@ def build_app(node: Node) -> FastAPI:
 
 
 class StatusServer:
+    """The HTTP endpoint as a long-running part: ``run`` serves until ``stop``."""
+
+    name = "status"
+
     def __init__(self, node: Node, settings: MetricsSettings) -> None:
         config = uvicorn.Config(
             build_app(node),
@@ -56,11 +60,12 @@ class StatusServer:
             access_log=False,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="status", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.should_exit = False
+
+    def run(self) -> None:
+        self._server.run()
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=5)

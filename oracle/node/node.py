@@ -1,10 +1,17 @@
-"""The node: listener, relayer and status endpoint wired together in one place."""
+"""The node: its long-running parts built and wired together in one place.
+
+Listener (chain in), re-dispatcher (lost hand-overs), relayer (fulfilments out) and the
+HTTP status endpoint each have the :class:`~oracle.node.lifecycle.Service` shape and run
+under one :class:`~oracle.node.lifecycle.Supervisor`: the first failure stops them all.
+Workers run as their own processes; the node only enqueues work for them, through the
+functions it is handed (it does not import the Celery app).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,33 +22,53 @@ from oracle.chain.signer import load_signer
 from oracle.db import Database
 from oracle.errors import ChainError
 from oracle.ingest.listener import Listener
+from oracle.ingest.mirror import ModelMirror
+from oracle.ingest.redispatch import Redispatcher
+from oracle.ingest.store import SqlListenerStore
 from oracle.models.store import ArtifactStore
+from oracle.node.health import HealthReport, PartsSeen, evaluate
 from oracle.node.http import StatusServer
+from oracle.node.lifecycle import Failure, Service, ServiceFailedError, Supervisor
 from oracle.node.status import collect_status
 from oracle.relayer import Relayer
 from oracle.relayer.wake import Notifier
 from oracle.settings import Settings
-from workers import app as celery_app
+from oracle.types import HealthProblem
 
 log = structlog.get_logger(__name__)
 
+Enqueue = Callable[[int], None]
 
-@dataclass
+
+class RelayerService:
+    """The relayer in the :class:`Service` shape (it has start/run/stop, not a name)."""
+
+    name = "relayer"
+
+    def __init__(self, relayer: Relayer) -> None:
+        self.relayer = relayer
+
+    def start(self) -> None:
+        self.relayer.start()
+
+    def run(self) -> None:
+        self.relayer.run()
+
+    def stop(self) -> None:
+        self.relayer.stop()
+
+
 class Node:
-    """Start, run and stop the node's long-running parts. Workers run as their own processes."""
+    """Builds the node's parts from settings; :meth:`start` / :meth:`stop` them together."""
 
-    settings: Settings
-    serve_status: bool = True
-    db: Database = field(init=False)
-    listener: Listener = field(init=False)
-    relayer: Relayer = field(init=False)
-    chain_id: int = field(init=False)
-    _threads: list[threading.Thread] = field(default_factory=list, init=False)
-    _status_server: StatusServer | None = field(default=None, init=False)
-    _notifiers: list[Notifier] = field(default_factory=list, init=False)
-
-    def __post_init__(self) -> None:
-        settings = self.settings
+    def __init__(
+        self,
+        settings: Settings,
+        enqueue_inference: Enqueue,
+        enqueue_proof: Enqueue | None = None,
+        serve_status: bool = True,
+    ) -> None:
+        self.settings = settings
         self.db = Database(settings.db.url)
         self.db.require_schema()
         address = settings.coordinator_address()
@@ -56,46 +83,56 @@ class Node:
             raise ChainError(
                 f"no contract at Coordinator address {address} on chain {self.chain_id}"
             )
-        celery_app.configure(settings)
-        deployment = settings.deployment() or {}
-        start_block = settings.chain.start_block
-        if start_block is None and "deployed_block" in deployment:
-            start_block = int(deployment["deployed_block"])
+        coordinator = CoordinatorClient(listener_w3, address)
+        self.redispatcher = Redispatcher(
+            self.db,
+            self.chain_id,
+            coordinator.address,
+            enqueue_inference,
+            enqueue_proof,
+            requeue_after_s=settings.worker.requeue_after_s,
+            proof_timeout_s=settings.zk.proof_timeout_s,
+        )
         self.listener = Listener(
             settings.chain,
-            self.db,
-            CoordinatorClient(listener_w3, address),
+            SqlListenerStore(self.db, self.chain_id, coordinator.address),
+            coordinator,
             self.chain_id,
-            celery_app.enqueue_inference,
-            ArtifactStore(Path(settings.store.path)),
-            start_block=start_block,
-            dispatch_proof=celery_app.enqueue_proof,
-            proof_timeout_s=settings.zk.proof_timeout_s,
-            requeue_after_s=settings.worker.requeue_after_s,
+            self.redispatcher.hand_over,
+            mirror=ModelMirror(self.db, coordinator, ArtifactStore(Path(settings.store.path))),
+            start_block=_start_block(settings),
         )
-        notifier = Notifier(settings.redis.url, self.chain_id, self.listener.address)
-        self._notifiers.append(notifier)
+        self._notifier = Notifier(settings.redis.url, self.chain_id, coordinator.address)
         self.relayer = Relayer(
             settings,
             self.db,
             CoordinatorClient(relayer_w3, address),
             self.chain_id,
             account,
-            notifier,
+            self._notifier,
+        )
+        services: list[Service] = [self.redispatcher, self.listener, RelayerService(self.relayer)]
+        if serve_status and settings.metrics.port:
+            services.append(StatusServer(self, settings.metrics))
+        self.supervisor = Supervisor(services)
+
+    @classmethod
+    def with_celery(cls, settings: Settings, serve_status: bool = True) -> Node:
+        """A node that enqueues work on the Celery app (``workers.app``), configured here."""
+        from workers import app as celery_app
+
+        celery_app.configure(settings)
+        return cls(
+            settings,
+            celery_app.enqueue_inference,
+            celery_app.enqueue_proof,
+            serve_status=serve_status,
         )
 
+    # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        self.listener.start()
-        self.relayer.start()
-        self._threads = [
-            threading.Thread(target=self.listener.run, name="listener", daemon=True),
-            threading.Thread(target=self.relayer.run, name="relayer", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-        if self.serve_status and self.settings.metrics.port:
-            self._status_server = StatusServer(self, self.settings.metrics)
-            self._status_server.start()
+        """Start every part and return; parts run in threads until :meth:`stop`."""
+        self.supervisor.start()
         log.info(
             "node.started",
             chain_id=self.chain_id,
@@ -104,44 +141,61 @@ class Node:
         )
 
     def run_forever(self, stop: threading.Event) -> None:
-        self.start()
+        """Run until ``stop`` is set; raise :class:`ServiceFailedError` if a part failed."""
         try:
-            while not stop.is_set():
-                stop.wait(1.0)
+            self.start()
+            failure = self.supervisor.wait(stop)
         finally:
             self.stop()
+        if failure is not None:
+            raise ServiceFailedError(str(failure))
 
     def stop(self) -> None:
-        self.listener.stop()
-        self.relayer.stop()
-        for thread in self._threads:
-            thread.join(timeout=10)
-        if self._status_server is not None:
-            self._status_server.stop()
-        for notifier in self._notifiers:
-            notifier.close()
+        self.supervisor.stop()
+        self._notifier.close()
         self.db.dispose()
         log.info("node.stopped")
 
-    def healthy(self) -> tuple[bool, list[str]]:
-        problems: list[str] = []
-        now = time.time()
-        stale = max(10.0, self.settings.chain.poll_interval_s * 20)
-        if self.listener.halted:
-            problems.append(f"listener halted: {self.listener.halted}")
-        elif self.listener.last_poll_ok is None or now - self.listener.last_poll_ok > stale:
-            problems.append("listener has not polled the chain recently")
-        if self.relayer.health.problem:
-            problems.append(self.relayer.health.problem)
-        if (
-            self.relayer.health.last_tick_ok is None
-            or now - self.relayer.health.last_tick_ok > stale
-        ):
-            problems.append("relayer has not completed a round recently")
-        return (not problems, problems)
+    @property
+    def failure(self) -> Failure | None:
+        return self.supervisor.failure
+
+    # -- health ----------------------------------------------------------------------
+    def health(self) -> HealthReport:
+        try:
+            cursor = self.listener.store.cursor()
+            halted = cursor.halted_reason if cursor is not None else None
+        except Exception as exc:  # the database is down: the listener's polls fail too
+            log.warning("node.health_cursor_unreadable", error=type(exc).__name__)
+            halted = None
+        return evaluate(
+            PartsSeen(
+                now=time.time(),
+                stale_after_s=max(10.0, self.settings.chain.poll_interval_s * 20),
+                listener_halted=halted,
+                listener_last_poll_ok=self.listener.last_poll_ok,
+                relayer_problem=self.relayer.health.problem,
+                relayer_last_tick_ok=self.relayer.health.last_tick_ok,
+            )
+        )
+
+    def healthy(self) -> tuple[bool, list[HealthProblem]]:
+        report = self.health()
+        return report.healthy, report.problems
 
     def status(self) -> dict[str, Any]:
-        ok, problems = self.healthy()
+        report = self.health()
         data = collect_status(self.db, self.chain_id, self.listener.address)
-        data.update({"healthy": ok, "problems": problems, "signer": self.relayer.sender})
+        data.update(report.as_json())
+        data["signer"] = self.relayer.sender
         return data
+
+
+def _start_block(settings: Settings) -> int | None:
+    """The first block to read: the setting, else the block the deployment was made in."""
+    if settings.chain.start_block is not None:
+        return settings.chain.start_block
+    deployment = settings.deployment() or {}
+    if "deployed_block" in deployment:
+        return int(deployment["deployed_block"])
+    return None

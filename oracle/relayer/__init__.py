@@ -1,5 +1,5 @@
 """The relayer: a durable transaction manager that posts fulfilments to the Coordinator."""
 
-from oracle.relayer.core import Relayer
+from oracle.relayer.relayer import Relayer
 
 __all__ = ["Relayer"]

@@ -13,15 +13,7 @@ from hypothesis import strategies as st
 from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import ETHER, send
 from oracle.errors import TransactionError
-from tests.integration.test_coordinator_contract import (
-    NODE,
-    OWNER,
-    TIMEOUT_BLOCKS,
-    USER,
-    ZK_MODEL,
-    Chain,
-    chain,  # noqa: F401 - the fixture
-)
+from tests.support.contract import NODE, OWNER, TIMEOUT_BLOCKS, USER, ZK_MODEL, Chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -67,7 +59,7 @@ def check_books(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=OPS)
-def test_fees_and_refunds_always_add_up(chain: Chain, ops: list[tuple[str, int, Any]]) -> None:  # noqa: F811
+def test_fees_and_refunds_always_add_up(chain: Chain, ops: list[tuple[str, int, Any]]) -> None:
     snapshot = rpc(chain, "evm_snapshot")
     pending: dict[int, RequestStruct] = {}
     done: set[int] = set()

@@ -11,17 +11,13 @@ from sqlalchemy import select
 
 from oracle.db import Transaction
 from oracle.dev.keys import NODE_KEY
-from oracle.types import RequestStatus, TxStatus
-from tests.conftest import Stack, wait_for
-from tests.faults.chain import (
-    INPUT,
-    fulfilled_events,
-    row,
-    rpc,
-    send_request,
-    start_node,
-    with_relayer_settings,
-)
+from oracle.types import HealthCode, HealthProblem, RequestStatus, TxStatus
+from tests.support import db
+from tests.support.chain import INPUT, fulfilled_events, rpc, send_request
+from tests.support.db import row
+from tests.support.node import start_node, with_relayer_settings
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -35,11 +31,11 @@ def test_empty_signer_balance_is_reported_and_the_work_waits(stack: Stack) -> No
     node = start_node(stack, confirmations=0)
     try:
         request_id = stack.request(INPUT)
-        problems: list[str] = []
+        problems: list[HealthProblem] = []
 
         def reported() -> bool:
             problems[:] = node.healthy()[1]
-            return any("insufficient funds" in p.lower() for p in problems)
+            return any(p.code == HealthCode.SIGNER_UNFUNDED for p in problems)
 
         wait_for(reported, 60, "the empty balance to be reported")
         waiting = row(stack, request_id)
@@ -184,7 +180,8 @@ def test_nonce_gap_left_by_a_tx_judged_dropped_is_filled(stack: Stack) -> None:
             lost_id, lost_hash, lost_nonce = lost.id, lost.tx_hash, lost.nonce
         node.stop()
         rpc(w3, "anvil_dropTransaction", [lost_hash])
-        node.relayer._dropped(lost_id)  # the wrong verdict; its request goes back to the queue
+        # the wrong verdict: its request goes back to the queue
+        node.relayer.resender.dropped(lost_id)
 
         node = start_node(stack, confirmations=0)
 
@@ -197,7 +194,8 @@ def test_nonce_gap_left_by_a_tx_judged_dropped_is_filled(stack: Stack) -> None:
         with stack.db.session() as s:
             txs = {t.nonce: t for t in s.scalars(select(Transaction))}
         filler = txs[lost_nonce]
-        assert filler.request_pk is None and lost_hash in (filler.replaced_hashes or [])
+        assert db.request_of_tx(stack, filler.id) is None
+        assert lost_hash in (filler.replaced_hashes or [])
         assert w3.eth.get_transaction(filler.tx_hash)["to"] == NODE.address  # 0-value to self
         assert sorted(txs) == list(range(lost_nonce, lost_nonce + len(txs)))  # no gap
         assert w3.eth.get_transaction_count(NODE.address, "latest") == max(txs) + 1

@@ -15,19 +15,12 @@ from sqlalchemy import select
 
 from oracle.db import ChainCursor, Transaction
 from oracle.dev.keys import REQUESTER_KEY
-from oracle.types import RequestStatus, TxStatus
-from tests.conftest import Stack, wait_for
-from tests.faults.chain import (
-    all_txs_settled,
-    fulfilled_events,
-    mine,
-    row,
-    rpc,
-    send_request,
-    signed_request,
-    start_node,
-    wait_status,
-)
+from oracle.types import HealthCode, RequestStatus, TxStatus
+from tests.support.chain import fulfilled_events, mine, rpc, send_request, signed_request
+from tests.support.db import all_txs_settled, row, wait_status
+from tests.support.node import start_node
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -171,7 +164,7 @@ def test_reorg_deeper_than_finality_halts_and_reports_unhealthy(manual_chain: St
         mine(w3, 12)  # a longer fork that forks below everything the node remembers
         wait_for(lambda: not node.healthy()[0], 30, "the node to report unhealthy")
         problems = node.healthy()[1]
-        assert any("listener halted" in p for p in problems), problems
+        assert any(p.code == HealthCode.LISTENER_HALTED for p in problems), problems
         with stack.db.session() as s:
             cursors = list(s.scalars(select(ChainCursor)))
         assert cursors and cursors[0].halted_reason and "finality depth" in cursors[0].halted_reason

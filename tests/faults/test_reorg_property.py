@@ -17,10 +17,14 @@ from sqlalchemy import select
 
 from oracle.db import InferenceRequest
 from oracle.types import RequestStatus
-from tests.conftest import Stack, wait_for
-from tests.faults.chain import logs, rpc, start_node
+from tests.support import db
+from tests.support.chain import logs, rpc
+from tests.support.node import start_node
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+# many reorg sequences against the node: `make faults` only
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow_fault]
 
 FINALITY = 40
 OPS = st.lists(
@@ -48,11 +52,11 @@ def mismatch(stack: Stack) -> str | None:
     if set(live) != set(requested):
         return f"live rows {sorted(live)} but canonical requests {sorted(requested)}"
     wrong = {
-        rid: (r.status, r.block_number, r.fulfilled_block)
+        rid: (r.status, r.block_number, db.fulfilled_block(stack, r))
         for rid, r in live.items()
         if r.status != RequestStatus.CONFIRMED.value
         or r.block_number != requested[rid][0]
-        or r.fulfilled_block != fulfilled[rid][0]
+        or db.fulfilled_block(stack, r) != fulfilled[rid][0]
     }
     return f"rows differ from the chain: {wrong}" if wrong else None
 

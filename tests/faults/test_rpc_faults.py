@@ -6,11 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Stack, wait_for
 from tests.faults.rpc_proxy import FaultyRpcProxy
-from tests.faults.test_process_faults import answered_exactly_once, burst
+from tests.support.chain import burst
+from tests.support.checks import answered_exactly_once
+from tests.support.node import new_node
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+# ~30 s per database (timeouts are waited out): `make faults` only
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow_fault]
 
 
 @pytest.fixture
@@ -23,8 +27,6 @@ def proxy(stack: Stack) -> Iterator[FaultyRpcProxy]:
 def test_node_survives_an_rpc_that_times_out_or_answers_garbage(
     stack: Stack, proxy: FaultyRpcProxy
 ) -> None:
-    from oracle.node import Node
-
     settings = stack.settings.model_copy(
         update={
             "chain": stack.settings.chain.model_copy(
@@ -33,7 +35,7 @@ def test_node_survives_an_rpc_that_times_out_or_answers_garbage(
             "worker": stack.settings.worker.model_copy(update={"requeue_after_s": 5.0}),
         }
     )
-    node = Node(settings, serve_status=False)
+    node = new_node(settings)
     node.start()
     try:
         proxy.rate = 0.25  # one RPC call in four misbehaves, in one of five ways

@@ -1,138 +1,31 @@
-"""Coordinator behaviour on a real anvil chain, without the node: access, replay, refunds."""
+"""Coordinator behaviour on a real anvil chain, without the node: access, replay, refunds.
+
+The chain is deployed once per session (``coordinator_chain``); each test starts from a
+snapshot of it and is reverted after (``chain``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
 from web3.logs import DISCARD
 
-from oracle.chain.artifacts import load_artifact
-from oracle.chain.client import CoordinatorClient, RequestStruct
-from oracle.chain.deploy import ETHER, CoordinatorParams, deploy, deploy_stack, register_node, send
-from oracle.dev.keys import ANVIL_DEV_KEYS
-from oracle.dev.processes import Anvil
-from oracle.errors import TransactionError
+from oracle.chain.deploy import ETHER, send
 from oracle.fixedpoint import BN254_R
+from tests.support.contract import (
+    MODEL,
+    NODE,
+    OUTSIDER,
+    OWNER,
+    TIMEOUT_BLOCKS,
+    USER,
+    ZK_MODEL,
+    Chain,
+    reverts_with,
+)
 
 pytestmark = pytest.mark.integration
-
-MODEL = "0x" + "11" * 32
-ZK_MODEL = "0x" + "22" * 32
-OWNER, NODE, USER, OUTSIDER = (Account.from_key(k) for k in ANVIL_DEV_KEYS[:4])
-TIMEOUT_BLOCKS = 5
-
-
-@dataclass
-class Chain:
-    w3: Web3
-    coord: CoordinatorClient
-    consumer: Any
-    verifier: Any
-
-    def contract(self, name: str, address: str) -> Any:
-        return self.w3.eth.contract(
-            address=Web3.to_checksum_address(address), abi=load_artifact(name).abi
-        )
-
-    def deploy_consumer(self, name: str) -> Any:
-        address, _ = deploy(self.w3, OWNER, name, self.coord.address)
-        return self.contract(name, address)
-
-    def request(
-        self,
-        values: list[int],
-        consumer: Any = None,
-        mode: int = 0,
-        gas: int = 200_000,
-        model: str = MODEL,
-    ) -> RequestStruct:
-        consumer = consumer or self.consumer
-        fee = self.coord.quote_fee(model, mode, gas)
-        receipt = send(
-            self.w3,
-            USER,
-            consumer.functions.requestPrediction(bytes.fromhex(model[2:]), values, mode, gas),
-            value=fee,
-        )
-        ev = self.coord.contract.events.InferenceRequested().process_receipt(
-            receipt, errors=DISCARD
-        )[0]
-        a = ev["args"]
-        return RequestStruct(
-            int(a["requestId"]),
-            "0x" + bytes(a["modelId"]).hex(),
-            a["consumer"],
-            int(a["mode"]),
-            int(a["callbackGasLimit"]),
-            int(ev["blockNumber"]),
-            int(a["fee"]),
-            tuple(int(v) for v in a["input"]),
-        )
-
-    def fulfill(
-        self,
-        req: RequestStruct,
-        output: list[int],
-        err: bytes = b"",
-        proof: bytes = b"",
-        sender: LocalAccount = NODE,
-        gas: int | None = None,
-    ) -> Any:
-        return send(
-            self.w3,
-            sender,
-            self.coord.contract.functions.fulfill(req.as_tuple(), output, err, proof),
-            gas=gas,
-        )
-
-
-def reverts_with(name: str, fn: Any) -> None:
-    with pytest.raises(TransactionError) as info:
-        fn()
-    assert f"{name}(" in str(info.value), str(info.value)
-
-
-@pytest.fixture
-def chain(tmp_path: Any) -> Iterator[Chain]:
-    node = Anvil(tmp_path / "anvil.log")
-    node.start()
-    try:
-        w3 = node.w3()
-        dep = deploy_stack(
-            w3,
-            OWNER,
-            node.url,
-            CoordinatorParams(request_timeout_blocks=TIMEOUT_BLOCKS, max_input_length=16),
-        )
-        coord = CoordinatorClient(w3, dep.coordinator)
-        register_node(w3, NODE, dep.coordinator, ETHER)
-        verifier_address, _ = deploy(w3, OWNER, "MockVerifier")
-        send(
-            w3,
-            OWNER,
-            coord.contract.functions.registerModel(
-                bytes.fromhex(MODEL[2:]), 2, 1, 16, 16, "0x" + "00" * 20
-            ),
-        )
-        send(
-            w3,
-            OWNER,
-            coord.contract.functions.registerModel(
-                bytes.fromhex(ZK_MODEL[2:]), 2, 1, 0, 0, verifier_address
-            ),
-        )
-        ch = Chain(w3, coord, None, None)
-        ch.consumer = ch.contract("ExampleConsumer", dep.example_consumer)
-        ch.verifier = ch.contract("MockVerifier", verifier_address)
-        yield ch
-    finally:
-        node.stop()
 
 
 def test_fulfil_delivers_output_pays_node_and_deletes_commitment(chain: Chain) -> None:

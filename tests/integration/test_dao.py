@@ -35,7 +35,9 @@ from oracle.examples.dao import (
 )
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
-from tests.conftest import Stack, deploy_consumer, start_prover, wait_for
+from tests.support.chain import deploy_consumer
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +111,7 @@ def test_routine_proposal_passes_and_draining_proposal_is_blocked(
         assert try_send(stack.w3, MEMBER, cancel) == "ok"
         assert try_send(stack.w3, MEMBER, dao.governor.functions.rescreen(pid)) == "ok"
 
-    prover = start_prover(stack)
+    prover = stack.start_prover()
     try:
         assert dao.wait_screened(routine, timeout=120) == Screening.PASSED
         assert dao.wait_screened(draining, timeout=120) == Screening.FLAGGED
@@ -161,6 +163,7 @@ def _request(stack: Stack, request_id: int) -> RequestStruct:
     )
 
 
+@pytest.mark.no_worker
 def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) -> None:
     dao = setup_dao(stack)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)
@@ -184,6 +187,7 @@ def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) 
     wait_for(lambda: stack.coordinator.commitment(again) != b"\0" * 32, 10, "the new request")
 
 
+@pytest.mark.no_worker
 def test_unanswered_screening_can_be_cancelled_after_its_deadline(stack: Stack) -> None:
     dao = setup_dao(stack)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)

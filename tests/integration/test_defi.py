@@ -35,8 +35,9 @@ from oracle.examples.defi import (
 )
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
-from tests.conftest import EXAMPLE_CALIBRATION, Stack, onnx_variant, start_prover
-from tests.unit.test_risk_model import _load_train
+from oracle.paths import ROOT
+from tests.support.models import EXAMPLE_CALIBRATION, load_script, onnx_variant
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ ZERO_ADDRESS = "0x" + "00" * 20
 
 @pytest.fixture
 def prover(stack: Stack) -> Iterator[Any]:
-    proc = start_prover(stack)
+    proc = stack.start_prover()
     yield proc
     proc.stop()
 
@@ -90,7 +91,7 @@ def test_loan_limits_follow_the_proved_risk_score(
 ) -> None:
     scale = risk_model.manifest.input_scale
     assert market.input_scale() == scale
-    train = _load_train()
+    train = load_script(ROOT / "models" / "risk" / "train.py", "risk_train")
     c = market.contract.functions
 
     # No score yet: refused with ScoreMissing, whatever the collateral.

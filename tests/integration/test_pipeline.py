@@ -8,7 +8,10 @@ import pytest
 
 from oracle.errors import TransactionError
 from oracle.fixedpoint import from_fixed, to_fixed
-from tests.conftest import EXAMPLE_MODEL, Stack, deploy_consumer, wait_for
+from tests.support.chain import deploy_consumer
+from tests.support.models import EXAMPLE_MODEL
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sqlalchemy import func, select
 
-from oracle.db import InferenceRequest, Transaction
 from oracle.dev.processes import OracleProcess
 from oracle.fixedpoint import to_fixed
-from tests.conftest import Stack, wait_for
+from tests.support import db
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,15 +20,7 @@ def start_node(stack: Stack, n: int) -> OracleProcess:
 
 
 def confirmed(stack: Stack) -> int:
-    with stack.db.session() as s:
-        return int(
-            s.scalar(
-                select(func.count())
-                .select_from(InferenceRequest)
-                .where(InferenceRequest.status == "confirmed")
-            )
-            or 0
-        )
+    return db.count_with_status(stack, "confirmed")
 
 
 @pytest.mark.faults
@@ -54,13 +46,11 @@ def test_listener_killed_mid_stream_resumes_without_loss_or_duplicates(stack: St
     for request_id in first + second:
         fulfilled_ok, output, err = stack.requester.result(request_id)
         assert fulfilled_ok and err == b"" and len(output) == 1
-    with stack.db.session() as s:
-        rows = s.scalar(select(func.count()).select_from(InferenceRequest))
-        assert rows == 12
-        # One landed transaction per request; every nonce used once.
-        landed = s.execute(
-            select(Transaction.request_pk, func.count())
-            .where(Transaction.status == "confirmed")
-            .group_by(Transaction.request_pk)
-        ).all()
-        assert len(landed) == 12 and all(n == 1 for _, n in landed)
+    assert len(db.rows(stack)) == 12
+    # One landed transaction per request; every nonce used once.
+    landed = {
+        i: [tx.tx_hash for tx in db.fulfilment_txs(stack, i) if tx.status == "confirmed"]
+        for i in first + second
+    }
+    assert all(len(hashes) == 1 for hashes in landed.values()), landed
+    assert not db.stray_fulfilments(stack)

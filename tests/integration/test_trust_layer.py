@@ -24,8 +24,8 @@ from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
-from tests.conftest import EXAMPLE_CALIBRATION, seed_store
-from tests.integration.test_coordinator_contract import (
+from tests.support.chain import mine, rpc
+from tests.support.contract import (
     MODEL,
     NODE,
     OUTSIDER,
@@ -34,9 +34,9 @@ from tests.integration.test_coordinator_contract import (
     USER,
     ZK_MODEL,
     Chain,
-    chain,  # noqa: F401 - the fixture
     reverts_with,
 )
+from tests.support.models import EXAMPLE_CALIBRATION, seed_store
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +45,6 @@ HALF = (R - 1) // 2  # the canonical signed range is |x| <= HALF
 INT256_MIN, INT256_MAX = -(2**255), 2**255 - 1
 ZK_SCALE = 13
 ZERO = b"\0" * 32
-
-
-def rpc(w3: Web3, method: str, params: list[Any] | None = None) -> Any:
-    return w3.provider.make_request(method, params or [])["result"]  # type: ignore[arg-type]
-
-
-def mine(w3: Web3, blocks: int) -> None:
-    rpc(w3, "anvil_mine", [hex(blocks)])
 
 
 def fulfilled(ch: Chain, receipt: Any) -> dict[str, Any]:
@@ -245,7 +237,7 @@ def test_from_field_refuses_non_field_elements(harness: Harness) -> None:
 
 # -- 2. unbounded err and output -----------------------------------------------------------
 @pytest.mark.faults
-def test_oversized_error_and_wrong_output_length_are_refused(chain: Chain) -> None:  # noqa: F811
+def test_oversized_error_and_wrong_output_length_are_refused(chain: Chain) -> None:
     req = chain.request([1, 2], gas=500_000)  # enough to store a 256-byte reason
     # A 70 KB reason used to be delivered and made the consumer's callback run out of gas.
     reverts_with("ErrorTooLong", lambda: chain.fulfill(req, [], err=b"x" * 70_000))
@@ -262,7 +254,7 @@ def test_oversized_error_and_wrong_output_length_are_refused(chain: Chain) -> No
 
 # -- 3. stake that means something -----------------------------------------------------------
 @pytest.mark.faults
-def test_a_paused_node_cannot_deregister_and_come_back(chain: Chain) -> None:  # noqa: F811
+def test_a_paused_node_cannot_deregister_and_come_back(chain: Chain) -> None:
     coord = chain.coord.contract.functions
     send(chain.w3, OWNER, coord.setNodePaused(NODE.address, True))
     send(chain.w3, NODE, coord.deregisterNode())
@@ -277,7 +269,7 @@ def test_a_paused_node_cannot_deregister_and_come_back(chain: Chain) -> None:  #
 
 
 @pytest.mark.faults
-def test_stake_unbonds_before_it_can_leave(chain: Chain) -> None:  # noqa: F811
+def test_stake_unbonds_before_it_can_leave(chain: Chain) -> None:
     coord = chain.coord.contract.functions
     delay = int(coord.unbondingBlocks().call())
     req = chain.request([1, 2])
@@ -331,7 +323,7 @@ def test_unbonding_stake_is_still_slashable(tmp_path: Path) -> None:
 
 # -- 4. wrong input length ---------------------------------------------------------------------
 @pytest.mark.faults
-def test_wrong_input_length_is_refused_at_request_time(chain: Chain) -> None:  # noqa: F811
+def test_wrong_input_length_is_refused_at_request_time(chain: Chain) -> None:
     before = int(chain.coord.contract.functions.nextRequestId().call())
     fn = chain.consumer.functions.requestPrediction
     for values in ([1], [1, 2, 3]):
@@ -347,7 +339,7 @@ def test_wrong_input_length_is_refused_at_request_time(chain: Chain) -> None:  #
 
 # -- 5. late answers ---------------------------------------------------------------------------
 @pytest.mark.faults
-def test_answer_after_the_deadline_is_refused(chain: Chain) -> None:  # noqa: F811
+def test_answer_after_the_deadline_is_refused(chain: Chain) -> None:
     late = chain.request([1, 2])
     deadline = late.requested_at_block + TIMEOUT_BLOCKS
     mine(chain.w3, deadline + 1 - chain.w3.eth.block_number)  # one block past the deadline
@@ -368,7 +360,7 @@ def test_answer_after_the_deadline_is_refused(chain: Chain) -> None:  # noqa: F8
 
 # -- 6. fee changes --------------------------------------------------------------------------
 @pytest.mark.faults
-def test_a_fee_raise_does_not_reach_requests_in_flight(chain: Chain) -> None:  # noqa: F811
+def test_a_fee_raise_does_not_reach_requests_in_flight(chain: Chain) -> None:
     coord = chain.coord.contract.functions
     caps, delay = coord.feeLimits().call()
     old = coord.feeConfig().call()
@@ -430,7 +422,7 @@ def test_a_fee_raise_does_not_reach_requests_in_flight(chain: Chain) -> None:  #
 
 
 @pytest.mark.faults
-def test_overpayment_is_credited_back_not_kept_as_fee(chain: Chain) -> None:  # noqa: F811
+def test_overpayment_is_credited_back_not_kept_as_fee(chain: Chain) -> None:
     coord = chain.coord.contract.functions
     fee = chain.coord.quote_fee(MODEL, 0, 200_000)
     paid = ETHER  # a consumer that pays blindly

@@ -99,3 +99,10 @@ def test_node_without_settings_says_what_is_missing(tmp_path: Path) -> None:
     result = oracle("node", env={"ORACLE_DB__URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert result.returncode == 2
     assert "no schema" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_optimistic_mode_is_refused_until_it_exists() -> None:
+    result = oracle("request", "0x" + "ab" * 32, "--input", "1", "--mode", "optimistic")
+    assert result.returncode == 2
+    assert "optimistic mode is not available yet" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,8 +9,9 @@ import pytest
 
 from oracle.db import ModelRecord
 from oracle.errors import InferenceError, InputError, ModelError
-from oracle.fixedpoint import BN254_R, from_fixed, to_field, to_fixed
+from oracle.fixedpoint import BN254_R, from_fixed, to_fixed
 from oracle.models.store import inspect_onnx, model_id_of
+from oracle.models.zk import to_field
 from oracle.paths import ROOT
 from workers.inference import quantize_output, validate_input
 from workers.runtime import SessionCache

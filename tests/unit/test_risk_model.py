@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from types import ModuleType
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 from onnx import numpy_helper
 
 from oracle.paths import ROOT
+from tests.support.models import load_script
 
 RISK_DIR = ROOT / "models" / "risk"
 # Floors stated in models/risk/MODEL_CARD.md ("Accuracy"); the shipped model does better.
@@ -22,12 +21,7 @@ TIER_ACCURACY_FLOOR = 0.95
 
 
 def _load_train() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("risk_train", RISK_DIR / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["risk_train"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(RISK_DIR / "train.py", "risk_train")
 
 
 @pytest.fixture(scope="module")

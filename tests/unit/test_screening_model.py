@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from types import ModuleType
 
 import numpy as np
@@ -14,6 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from oracle.paths import ROOT
+from tests.support.models import load_script
 
 GOV_DIR = ROOT / "models" / "governance"
 MODEL = GOV_DIR / "screening_model.onnx"
@@ -24,12 +23,7 @@ FALSE_BLOCK_CEILING = 0.01  # share of held-out routine proposals the model bloc
 
 
 def _load_train() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("governance_train", GOV_DIR / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["governance_train"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GOV_DIR / "train.py", "governance_train")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,146 @@
+"""Handing rows to the workers, and handing them again when a hand-over was lost.
+
+:meth:`Redispatcher.hand_over` enqueues one row and marks it ``queued``. The long-running
+part finds rows whose hand-over was lost and repeats it: rows a crash left ``seen``
+(inserted, never enqueued), ``queued`` rows no worker started (the broker lost the
+message), and ``proving`` rows whose prover went quiet (killed, or the job was lost).
+
+What it guarantees: a row that sits in one of those states past its threshold is enqueued
+again. What it does not: that a job runs once. The workers' conditional claims make a
+duplicate job harmless.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import func, select, update
+
+from oracle.db import Database, InferenceRequest
+from oracle.db.models import utcnow
+from oracle.types import RequestStatus
+
+log = structlog.get_logger(__name__)
+
+Enqueue = Callable[[int], None]
+
+SEEN_GRACE_S = 30.0
+"""A ``seen`` row younger than this may still be on its way to the queue from the listener."""
+
+
+class Redispatcher:
+    """Owns every hand-over of request rows to the inference and proof queues."""
+
+    name = "redispatcher"
+
+    def __init__(
+        self,
+        db: Database,
+        chain_id: int,
+        coordinator: str,
+        enqueue_inference: Enqueue,
+        enqueue_proof: Enqueue | None = None,
+        requeue_after_s: float = 300.0,
+        proof_timeout_s: float = 600.0,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.chain_id = chain_id
+        self.coordinator = coordinator
+        self.enqueue_inference = enqueue_inference
+        self.enqueue_proof = enqueue_proof
+        self.requeue_after_s = requeue_after_s
+        self.proof_timeout_s = proof_timeout_s
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self.log = log.bind(chain_id=chain_id, coordinator=coordinator)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Hand over what a crash left behind before anything new comes in."""
+        self._stop.clear()
+        self.dispatch_pending(older_than_s=0)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.dispatch_pending(older_than_s=SEEN_GRACE_S)
+            except Exception as exc:
+                self.log.warning(
+                    "redispatch.round_failed", error=type(exc).__name__, detail=str(exc)
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- hand-overs ------------------------------------------------------------------
+    def hand_over(self, row_id: int) -> None:
+        """Enqueue one row for inference and mark it ``queued`` (if it is not further)."""
+        self.enqueue_inference(row_id)
+        with self.db.session() as s:
+            s.execute(
+                update(InferenceRequest)
+                .where(
+                    InferenceRequest.id == row_id,
+                    InferenceRequest.status.in_(
+                        (RequestStatus.SEEN.value, RequestStatus.QUEUED.value)
+                    ),
+                )
+                .values(status=RequestStatus.QUEUED.value, queued_at=utcnow())
+            )
+
+    def dispatch_pending(self, older_than_s: float) -> int:
+        """Hand over rows left ``seen`` (and ``queued`` ones that went stale), and stale
+        proof jobs. Returns how many were handed over."""
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        with self.db.session() as s:
+            ids = list(
+                s.scalars(
+                    select(InferenceRequest.id).where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.coordinator,
+                        (
+                            (InferenceRequest.status == RequestStatus.SEEN.value)
+                            & (InferenceRequest.seen_at <= cutoff)
+                        )
+                        | (
+                            (InferenceRequest.status == RequestStatus.QUEUED.value)
+                            & (
+                                InferenceRequest.queued_at
+                                <= cutoff - timedelta(seconds=self.requeue_after_s)
+                            )
+                        ),
+                    )
+                )
+            )
+        for row_id in ids:
+            self.hand_over(row_id)
+        return len(ids) + self._redispatch_stale_proofs()
+
+    def _redispatch_stale_proofs(self) -> int:
+        """Hand out again proof jobs whose prover went quiet (killed, broker lost the job)."""
+        if self.enqueue_proof is None:
+            return 0
+        cutoff = utcnow() - timedelta(seconds=self.proof_timeout_s)
+        with self.db.session() as s:
+            rows = list(
+                s.scalars(
+                    select(InferenceRequest).where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.coordinator,
+                        InferenceRequest.status == RequestStatus.PROVING.value,
+                        func.coalesce(InferenceRequest.proving_at, InferenceRequest.inferred_at)
+                        <= cutoff,
+                    )
+                )
+            )
+            for row in rows:
+                row.proving_at = utcnow()
+            ids = [row.id for row in rows]
+        for row_id in ids:
+            self.log.warning("redispatch.proof", request_pk=row_id)
+            self.enqueue_proof(row_id)
+        return len(ids)

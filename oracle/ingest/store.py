@@ -1,0 +1,217 @@
+"""What the listener keeps in the database, behind one small boundary.
+
+:class:`ListenerStore` names the listener's queries by what they do; :class:`SqlListenerStore`
+is the SQLAlchemy implementation. Every method is one database transaction, bound to one
+chain and one Coordinator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy.orm import Session
+
+from oracle.chain.client import RequestedEvent
+from oracle.db import BlockRecord, ChainCursor, Database, InferenceRequest
+from oracle.db.models import utcnow
+from oracle.errors import ChainError
+from oracle.types import RequestStatus
+
+
+@dataclass(frozen=True)
+class Header:
+    number: int
+    hash: str
+    parent_hash: str
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last block the listener read, and why it stopped reading if it did."""
+
+    block_number: int
+    block_hash: str
+    halted_reason: str | None = None
+
+
+class ListenerStore(Protocol):
+    def cursor(self) -> Cursor | None:
+        """The cursor, or None before the first poll."""
+
+    def create_cursor(self, block_number: int, block_hash: str) -> Cursor:
+        """Place the cursor where reading starts (the block before the first one read)."""
+
+    def commit_range(
+        self, events: Sequence[RequestedEvent], last: Header, forget_below: int
+    ) -> list[int]:
+        """Atomically: insert a row per new request and reopen ``reorged`` rows whose
+        request came back, remember ``last``, forget blocks below ``forget_below``, and
+        move the cursor to ``last``. Returns the ids of the rows to hand to the workers."""
+
+    def remembered_blocks(self, above: int, up_to: int) -> dict[int, str]:
+        """Hashes of remembered blocks with ``above < number <= up_to``."""
+
+    def rewind(self, fork: int, fork_hash: str) -> int:
+        """Atomically: mark rows from blocks above ``fork`` reorged, forget those blocks,
+        move the cursor back to ``fork``. Returns how many rows were marked."""
+
+    def halt(self, reason: str) -> None:
+        """Record that the listener refuses to go on (read by health and ``oracle status``)."""
+
+
+def reopen(row: InferenceRequest, ev: RequestedEvent) -> None:
+    """A ``reorged`` request came back in another block: same id, new commitment."""
+    apply_event(row, ev)
+    row.status = RequestStatus.SEEN.value
+    row.output = None
+    row.error = None
+    row.attempts = 0
+    row.reference_output = None
+    row.proof = None
+    row.proof_attempts = 0
+    row.circuit_deviation = None
+    row.fulfil_tx_id = None
+    row.fulfil_reverts = 0  # reverts of the old commitment say nothing about the new one
+    row.callback_succeeded = None
+    row.seen_at = utcnow()
+
+
+def apply_event(row: InferenceRequest, ev: RequestedEvent) -> None:
+    row.model_id = ev.model_id
+    row.consumer = ev.consumer
+    row.input = [str(v) for v in ev.input]
+    row.mode = int(ev.mode)
+    row.callback_gas_limit = ev.callback_gas_limit
+    row.fee = str(ev.fee)
+    row.block_number = ev.block_number
+    row.block_hash = ev.block_hash
+    row.tx_hash = ev.tx_hash
+    row.log_index = ev.log_index
+
+
+class SqlListenerStore:
+    """:class:`ListenerStore` on the node's database."""
+
+    def __init__(self, db: Database, chain_id: int, coordinator: str) -> None:
+        self.db = db
+        self.chain_id = chain_id
+        self.coordinator = coordinator
+
+    def cursor(self) -> Cursor | None:
+        with self.db.session() as s:
+            cur = s.get(ChainCursor, (self.chain_id, self.coordinator))
+            if cur is None:
+                return None
+            return Cursor(cur.block_number, cur.block_hash, cur.halted_reason)
+
+    def create_cursor(self, block_number: int, block_hash: str) -> Cursor:
+        with self.db.session() as s:
+            existing = s.get(ChainCursor, (self.chain_id, self.coordinator))
+            if existing is not None:
+                return Cursor(existing.block_number, existing.block_hash, existing.halted_reason)
+            s.add(
+                ChainCursor(
+                    chain_id=self.chain_id,
+                    coordinator=self.coordinator,
+                    block_number=block_number,
+                    block_hash=block_hash,
+                )
+            )
+        return Cursor(block_number, block_hash)
+
+    def commit_range(
+        self, events: Sequence[RequestedEvent], last: Header, forget_below: int
+    ) -> list[int]:
+        new_rows: list[int] = []
+        with self.db.session() as s:
+            for ev in events:
+                row_id = self._insert_or_reopen(s, ev)
+                if row_id is not None:
+                    new_rows.append(row_id)
+            s.merge(
+                BlockRecord(
+                    chain_id=self.chain_id,
+                    coordinator=self.coordinator,
+                    number=last.number,
+                    hash=last.hash,
+                    parent_hash=last.parent_hash,
+                )
+            )
+            s.execute(delete(BlockRecord).where(*self._blocks(), BlockRecord.number < forget_below))
+            cur = s.get(ChainCursor, (self.chain_id, self.coordinator))
+            if cur is None:
+                raise ChainError("listener cursor vanished during a poll")
+            cur.block_number = last.number
+            cur.block_hash = last.hash
+            cur.updated_at = utcnow()
+        return new_rows
+
+    def remembered_blocks(self, above: int, up_to: int) -> dict[int, str]:
+        with self.db.session() as s:
+            return {
+                r.number: r.hash
+                for r in s.scalars(
+                    select(BlockRecord).where(
+                        *self._blocks(), BlockRecord.number <= up_to, BlockRecord.number > above
+                    )
+                )
+            }
+
+    def rewind(self, fork: int, fork_hash: str) -> int:
+        with self.db.session() as s:
+            marked = s.execute(
+                update(InferenceRequest)
+                .where(
+                    InferenceRequest.chain_id == self.chain_id,
+                    InferenceRequest.coordinator == self.coordinator,
+                    InferenceRequest.block_number > fork,
+                    InferenceRequest.status != RequestStatus.REORGED.value,
+                )
+                .values(status=RequestStatus.REORGED.value)
+            ).rowcount  # type: ignore[attr-defined]
+            s.execute(delete(BlockRecord).where(*self._blocks(), BlockRecord.number > fork))
+            cur = s.get(ChainCursor, (self.chain_id, self.coordinator))
+            if cur is not None:
+                cur.block_number = fork
+                cur.block_hash = fork_hash
+                cur.updated_at = utcnow()
+        return int(marked)
+
+    def halt(self, reason: str) -> None:
+        with self.db.session() as s:
+            cur = s.get(ChainCursor, (self.chain_id, self.coordinator))
+            if cur is not None:
+                cur.halted_reason = reason
+
+    # -- helpers ---------------------------------------------------------------------
+    def _blocks(self) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+        return (BlockRecord.chain_id == self.chain_id, BlockRecord.coordinator == self.coordinator)
+
+    def _insert_or_reopen(self, s: Session, ev: RequestedEvent) -> int | None:
+        existing = s.scalars(
+            select(InferenceRequest).where(
+                InferenceRequest.chain_id == self.chain_id,
+                InferenceRequest.coordinator == self.coordinator,
+                InferenceRequest.request_id == ev.request_id,
+            )
+        ).first()
+        if existing is not None:
+            if existing.status != RequestStatus.REORGED.value:
+                return None
+            reopen(existing, ev)
+            s.flush()
+            return existing.id
+        row = InferenceRequest(
+            chain_id=self.chain_id,
+            coordinator=self.coordinator,
+            request_id=ev.request_id,
+            status=RequestStatus.SEEN.value,
+            attempts=0,
+        )
+        apply_event(row, ev)
+        s.add(row)
+        s.flush()
+        return row.id

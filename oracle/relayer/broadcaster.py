@@ -1,0 +1,174 @@
+"""The broadcaster: nonces, simulation, and save-then-send.
+
+What it guarantees: a fulfilment is simulated (``eth_call`` and a gas estimate) before it
+is signed; each signed transaction takes the next nonce (the larger of the database's and
+the node's pending count); the signed bytes are saved and the request row marked submitted
+in one database transaction *before* the bytes go to the node, so a crash at any point
+leaves either nothing sent or a saved transaction that :meth:`rebroadcast_saved` sends again,
+the same bytes with the same nonce, never a second signature.
+
+What it does not guarantee is delivery: whether the transaction is mined, stays mined, or
+needs a higher fee is the confirmer's and resender's business.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import Web3Exception, Web3RPCError
+
+from oracle.chain.client import CoordinatorClient, revert_from_exception
+from oracle.db import InferenceRequest
+from oracle.dev.crashpoints import crash_point
+from oracle.relayer.attempts import AttemptBuilder, Head, fulfil_calldata
+from oracle.relayer.confirmer import Confirmer
+from oracle.relayer.store import RelayerStore
+from oracle.settings import Settings
+from oracle.types import HealthCode, HealthProblem, RequestStatus
+
+log = structlog.get_logger(__name__)
+
+SEND_BATCH = 64
+# Simulation failures that mean "wait and try again" rather than "this request is done".
+_TRANSIENT_REVERTS = {"NotActiveNode", "InsufficientGasForCallback"}
+_ALREADY_SENT_HINTS = ("already known", "already imported", "known transaction")
+_NONCE_USED_HINTS = ("nonce too low", "nonce has already been used")
+_UNFUNDED_HINTS = ("insufficient funds",)
+
+
+@dataclass
+class RelayerHealth:
+    """What the node's health endpoint reads: when a round last completed, and what is
+    wrong now (None when nothing is)."""
+
+    last_tick_ok: float | None = None
+    problem: HealthProblem | None = None
+
+    def tick_ok(self) -> None:
+        self.last_tick_ok = time.time()
+
+
+class Broadcaster:
+    """Signs and sends fulfilments for ready requests, one nonce after another."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        coordinator: CoordinatorClient,
+        store: RelayerStore,
+        attempts: AttemptBuilder,
+        confirmer: Confirmer,
+        sender: str,
+        health: RelayerHealth,
+    ) -> None:
+        self.settings = settings
+        self.coordinator = coordinator
+        self.w3: Web3 = coordinator.w3
+        self.store = store
+        self.attempts = attempts
+        self.confirmer = confirmer
+        self.sender = sender
+        self.health = health
+        self.nonce: int | None = None
+        self.log = log.bind(signer=sender)
+
+    # -- nonces ----------------------------------------------------------------------
+    def initial_nonce(self) -> int:
+        chain_nonce = self.w3.eth.get_transaction_count(self.sender, "pending")  # type: ignore[arg-type]
+        db_max = self.store.highest_nonce()
+        return max(chain_nonce, (db_max + 1) if db_max is not None else 0)
+
+    def sync_nonce(self) -> int:
+        """The next nonce, read from the node and the database if not known."""
+        if self.nonce is None:
+            self.nonce = self.initial_nonce()
+        return self.nonce
+
+    def forget_nonce(self) -> None:
+        """Re-read the nonce before the next send (a tx was dropped, a round failed)."""
+        self.nonce = None
+
+    # -- sending ---------------------------------------------------------------------
+    def send_ready(self, head: Head) -> int:
+        """Sign and send every ready request; how many were sent."""
+        return sum(
+            1 for row in self.store.requests_ready_to_send(SEND_BATCH) if self.send(row, head)
+        )
+
+    def send(self, row: InferenceRequest, head: Head) -> bool:
+        rlog = self.log.bind(request_id=row.request_id, request_pk=row.id)
+        if self.coordinator.commitment(row.request_id) == b"\x00" * 32:
+            self.confirmer.not_pending(row, rlog)
+            return False
+        data = fulfil_calldata(self.coordinator, row)
+        call: dict[str, Any] = {"from": self.sender, "to": self.coordinator.address, "data": data}
+        try:
+            self.w3.eth.call(call, "latest")  # type: ignore[arg-type]
+            gas = self.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+        except (Web3Exception, ValueError) as exc:
+            return self._simulation_failed(row, exc, rlog)
+        gas_limit = int(gas * self.settings.relayer.gas_limit_multiplier)
+        fees = self.attempts.fees(head)
+        nonce = self.nonce if self.nonce is not None else self.initial_nonce()
+        signed = self.attempts.sign(
+            nonce=nonce, to=self.coordinator.address, gas_limit=gas_limit, fees=fees, data=data
+        )
+        self.store.save_fulfilment(row, signed)  # raises if the row changed: nothing saved
+        self.nonce = nonce + 1
+        crash_point("relayer.after_sign")
+        self.broadcast(signed.tx_hash, signed.raw, head, rlog)
+        return True
+
+    def _simulation_failed(self, row: InferenceRequest, exc: Exception, rlog: Any) -> bool:
+        revert = revert_from_exception(exc)
+        if revert is None:
+            raise exc  # an RPC problem, not a verdict on the request: retry on the next tick
+        if revert.name == "RequestNotPending":
+            self.confirmer.not_pending(row, rlog)
+        elif revert.name in _TRANSIENT_REVERTS:
+            self.health.problem = HealthProblem(
+                HealthCode.FULFIL_BLOCKED, f"fulfil simulation reverted: {revert.name}"
+            )
+            rlog.warning("relayer.simulation_transient", error=revert.name)
+        else:
+            self.confirmer.close(
+                row, RequestStatus.ABANDONED, f"fulfil simulation reverted: {revert.name}"
+            )
+            rlog.error(
+                "relayer.simulation_reverted", error=revert.name, args=str(revert.error_args)
+            )
+        return False
+
+    def broadcast(self, tx_hash: str, raw: bytes, head: Head, rlog: Any) -> None:
+        """Send saved bytes; a node that already has them, or a nonce already used, is not
+        an error here (receipt tracking tells what happened)."""
+        try:
+            self.w3.eth.send_raw_transaction(HexBytes(raw))
+        except (Web3RPCError, ValueError) as exc:
+            message = str(exc).lower()
+            if any(hint in message for hint in _NONCE_USED_HINTS):
+                # Either this very tx was already mined, or another tx took the nonce;
+                # receipt tracking tells which and re-queues the request if needed.
+                rlog.warning("relayer.nonce_used", tx_hash=tx_hash)
+            elif not any(hint in message for hint in _ALREADY_SENT_HINTS):
+                rlog.warning("relayer.broadcast_failed", tx_hash=tx_hash, detail=str(exc)[:200])
+                unfunded = any(hint in message for hint in _UNFUNDED_HINTS)
+                self.health.problem = HealthProblem(
+                    HealthCode.SIGNER_UNFUNDED if unfunded else HealthCode.BROADCAST_FAILING,
+                    f"broadcast failed: {str(exc)[:120]}",
+                )
+                return
+        crash_point("relayer.after_broadcast")
+        self.store.mark_broadcast(tx_hash, head.number)
+        self.health.problem = None
+        rlog.info("relayer.broadcast", tx_hash=tx_hash)
+
+    def rebroadcast_saved(self, head: Head) -> None:
+        """Send again every saved transaction not yet known to have reached a node."""
+        for tx in self.store.txs_needing_rebroadcast():
+            self.broadcast(tx.tx_hash, tx.raw, head, self.log.bind(tx_id=tx.id, nonce=tx.nonce))

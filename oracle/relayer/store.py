@@ -1,0 +1,348 @@
+"""Every database read and write the relayer makes, behind one interface.
+
+:class:`RelayerStore` names each query by what it finds and each write by what it records.
+The SQLAlchemy implementation guarantees that each write is one database transaction, and
+that every write to a request row is the compare-and-set of :mod:`oracle.db.rows`: it
+lands only if the row is still as the relayer read it (status, block hash, fulfilment
+pointer), so a decision taken on an older read never undoes the listener's reorg handling.
+
+It decides nothing about the chain: which transactions to send, bump or settle, and what a
+request becomes, is decided by the broadcaster, confirmer and resender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from oracle.db import Database, InferenceRequest, Transaction
+from oracle.db.models import utcnow
+from oracle.db.rows import update_request_if
+from oracle.errors import TransactionError
+from oracle.relayer.attempts import SignedAttempt
+from oracle.types import RequestStatus, TxStatus
+
+# Rows ready to post: an output or error (plain), or an output with its proof (Zk).
+READY = (RequestStatus.INFERRED.value, RequestStatus.PROVED.value)
+# Rows whose confirmed answer a reorg can take back.
+ANSWERED = (
+    RequestStatus.CONFIRMED.value,
+    RequestStatus.ERRORED.value,
+    RequestStatus.ABANDONED.value,
+)
+
+RequestValues = Callable[[InferenceRequest], dict[str, Any]]
+
+
+def ready_status(row: InferenceRequest) -> str:
+    """Where a row goes back to when its transaction did not land."""
+    return RequestStatus.PROVED.value if row.proof else RequestStatus.INFERRED.value
+
+
+class RelayerStore(Protocol):
+    """The relayer's view of the database, for one chain, Coordinator and signer.
+
+    Rows come back detached (reading them costs no further query); writes name the row
+    or transaction they change by what the caller read."""
+
+    # -- queries ---------------------------------------------------------------------
+    def highest_nonce(self) -> int | None: ...
+    def requests_ready_to_send(self, limit: int) -> list[InferenceRequest]: ...
+    def txs_needing_rebroadcast(self) -> list[Transaction]:
+        """Saved and signed but not known to have reached a node, by nonce."""
+        ...
+
+    def txs_awaiting_receipt(self) -> list[Transaction]: ...
+    def txs_holding_nonces_from(self, nonce: int) -> dict[int, Transaction]: ...
+    def confirmed_txs_not_yet_final(self, final_below: int) -> list[Transaction]: ...
+    def request_answered_by(self, tx_id: int) -> InferenceRequest | None: ...
+    def own_tx_with_hash(self, tx_hash: str, nonce: int | None) -> Transaction | None:
+        """Our transaction whose current or replaced hash is ``tx_hash``."""
+        ...
+
+    # -- writes ----------------------------------------------------------------------
+    def save_fulfilment(self, row: InferenceRequest, attempt: SignedAttempt) -> int:
+        """Save the signed tx and mark the row submitted, in one transaction; the tx id.
+        Raises TransactionError (saving nothing) if the row changed."""
+        ...
+
+    def save_filler(self, attempt: SignedAttempt, stale_id: int | None) -> None:
+        """Save a nonce-gap filler, reusing the stale tx row of its nonce if there is one
+        (requests pointing at that row are detached)."""
+        ...
+
+    def save_replacement(
+        self, tx: Transaction, row: InferenceRequest, attempt: SignedAttempt
+    ) -> bool:
+        """Replace ``tx``'s bytes (fee bump) if it and the row it answers are unchanged."""
+        ...
+
+    def mark_broadcast(self, tx_hash: str, block: int) -> None: ...
+    def mark_resent(self, tx_id: int) -> None: ...
+    def mark_mined(self, tx_id: int, block: int) -> None: ...
+    def move_mined_block(self, tx_id: int, block: int) -> None: ...
+    def settle(
+        self, tx_id: int, block: int, succeeded: bool, values: RequestValues
+    ) -> InferenceRequest | None:
+        """Record the tx as confirmed or reverted and write ``values(row)`` to the
+        submitted row it answers; that row as read if written, else None."""
+        ...
+
+    def reopen(self, tx_id: int) -> str | None:
+        """A reorg took the tx out: back to signed; an answered row it answers goes back to
+        submitted. The tx's former status, or None if there is no such tx."""
+        ...
+
+    def mark_dropped(self, tx_id: int) -> None:
+        """Another tx used the nonce: the submitted row it answered is ready again."""
+        ...
+
+    def record_own_fulfilment(
+        self, row: InferenceRequest, tx_id: int | None, block: int, values: dict[str, Any]
+    ) -> bool: ...
+    def close(self, row: InferenceRequest, status: RequestStatus, error: str | None) -> bool: ...
+
+
+def _same_row(s: Session, seen: InferenceRequest, **values: Any) -> bool:
+    return update_request_if(
+        s,
+        seen.id,
+        values,
+        statuses=(seen.status,),
+        block_hash=seen.block_hash,
+        fulfil_tx_id=seen.fulfil_tx_id,
+    )
+
+
+class SqlRelayerStore:
+    """:class:`RelayerStore` on the node's database."""
+
+    def __init__(self, db: Database, chain_id: int, coordinator: str, sender: str) -> None:
+        self.db = db
+        self.chain_id = chain_id
+        self.coordinator = coordinator
+        self.sender = sender
+
+    def _ours(self) -> tuple[Any, ...]:
+        return (Transaction.chain_id == self.chain_id, Transaction.sender == self.sender)
+
+    def _txs(self, *where: Any) -> list[Transaction]:
+        with self.db.session() as s:
+            return list(s.scalars(select(Transaction).where(*self._ours(), *where)))
+
+    # -- queries ---------------------------------------------------------------------
+    def highest_nonce(self) -> int | None:
+        with self.db.session() as s:
+            return s.scalar(select(func.max(Transaction.nonce)).where(*self._ours()))
+
+    def requests_ready_to_send(self, limit: int) -> list[InferenceRequest]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(InferenceRequest)
+                    .where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.coordinator,
+                        InferenceRequest.status.in_(READY),
+                    )
+                    .order_by(InferenceRequest.id)
+                    .limit(limit)
+                )
+            )
+
+    def txs_needing_rebroadcast(self) -> list[Transaction]:
+        txs = self._txs(Transaction.status == TxStatus.SIGNED.value)
+        return sorted(txs, key=lambda tx: tx.nonce)
+
+    def txs_awaiting_receipt(self) -> list[Transaction]:
+        return self._txs(Transaction.status.in_((TxStatus.BROADCAST.value, TxStatus.MINED.value)))
+
+    def txs_holding_nonces_from(self, nonce: int) -> dict[int, Transaction]:
+        return {tx.nonce: tx for tx in self._txs(Transaction.nonce >= nonce)}
+
+    def confirmed_txs_not_yet_final(self, final_below: int) -> list[Transaction]:
+        return self._txs(
+            Transaction.status == TxStatus.CONFIRMED.value, Transaction.mined_block > final_below
+        )
+
+    def request_answered_by(self, tx_id: int) -> InferenceRequest | None:
+        with self.db.session() as s:
+            return s.scalars(
+                select(InferenceRequest).where(InferenceRequest.fulfil_tx_id == tx_id)
+            ).first()
+
+    def own_tx_with_hash(self, tx_hash: str, nonce: int | None) -> Transaction | None:
+        where = Transaction.nonce == nonce if nonce is not None else Transaction.tx_hash == tx_hash
+        for tx in self._txs(where):
+            if tx_hash in (tx.tx_hash, *(tx.replaced_hashes or [])):
+                return tx
+        return None
+
+    # -- writes ----------------------------------------------------------------------
+    def save_fulfilment(self, row: InferenceRequest, attempt: SignedAttempt) -> int:
+        with self.db.session() as s:
+            tx = self._new_tx(attempt)
+            s.add(tx)
+            s.flush()
+            submitted = _same_row(
+                s,
+                row,
+                status=RequestStatus.SUBMITTED.value,
+                fulfil_tx_id=tx.id,
+                submitted_at=utcnow(),
+            )
+            if not submitted:  # rolls back the transaction row too: nothing was sent
+                raise TransactionError(f"request row {row.id} changed while signing")
+            return tx.id
+
+    def _new_tx(self, attempt: SignedAttempt) -> Transaction:
+        return Transaction(
+            chain_id=self.chain_id,
+            sender=self.sender,
+            nonce=attempt.nonce,
+            tx_hash=attempt.tx_hash,
+            raw=attempt.raw,
+            status=TxStatus.SIGNED.value,
+            gas_limit=attempt.gas_limit,
+            max_fee_per_gas=str(attempt.fees.max_fee),
+            max_priority_fee_per_gas=str(attempt.fees.priority),
+        )
+
+    def save_filler(self, attempt: SignedAttempt, stale_id: int | None) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, stale_id) if stale_id is not None else None
+            if tx is None:
+                s.add(self._new_tx(attempt))
+                return
+            # The old bytes stay known: if they land after all, that is fine too.
+            detached = list(
+                s.scalars(select(InferenceRequest.id).where(InferenceRequest.fulfil_tx_id == tx.id))
+            )
+            s.execute(
+                update(InferenceRequest)
+                .where(InferenceRequest.fulfil_tx_id == tx.id)
+                .values(fulfil_tx_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            tx.replaced_hashes = [*(tx.replaced_hashes or []), tx.tx_hash]
+            tx.error = f"nonce gap filled; was for request rows {detached}"
+            tx.tx_hash = attempt.tx_hash
+            tx.raw = attempt.raw
+            tx.status = TxStatus.SIGNED.value
+            tx.gas_limit = attempt.gas_limit
+            tx.max_fee_per_gas = str(attempt.fees.max_fee)
+            tx.max_priority_fee_per_gas = str(attempt.fees.priority)
+            tx.mined_block = None
+
+    def save_replacement(
+        self, tx: Transaction, row: InferenceRequest, attempt: SignedAttempt
+    ) -> bool:
+        still_answers = exists().where(
+            InferenceRequest.id == row.id,
+            InferenceRequest.fulfil_tx_id == tx.id,
+            InferenceRequest.status == row.status,
+            InferenceRequest.block_hash == row.block_hash,
+        )
+        with self.db.session() as s:
+            result = s.execute(
+                update(Transaction)
+                .where(Transaction.id == tx.id, Transaction.tx_hash == tx.tx_hash, still_answers)
+                .values(
+                    replaced_hashes=[*(tx.replaced_hashes or []), tx.tx_hash],
+                    tx_hash=attempt.tx_hash,
+                    raw=attempt.raw,
+                    max_fee_per_gas=str(attempt.fees.max_fee),
+                    max_priority_fee_per_gas=str(attempt.fees.priority),
+                    status=TxStatus.SIGNED.value,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+    def mark_broadcast(self, tx_hash: str, block: int) -> None:
+        with self.db.session() as s:
+            tx = s.scalars(select(Transaction).where(Transaction.tx_hash == tx_hash)).one()
+            if tx.status == TxStatus.SIGNED.value:
+                tx.status = TxStatus.BROADCAST.value
+                tx.broadcast_at = utcnow()
+                tx.broadcast_block = block
+
+    def mark_resent(self, tx_id: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is not None:
+                tx.broadcast_at = utcnow()
+
+    def mark_mined(self, tx_id: int, block: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is not None:
+                tx.status = TxStatus.MINED.value
+                tx.mined_block = block
+
+    def move_mined_block(self, tx_id: int, block: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is not None:
+                tx.mined_block = block
+
+    def settle(
+        self, tx_id: int, block: int, succeeded: bool, values: RequestValues
+    ) -> InferenceRequest | None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return None
+            tx.mined_block = block
+            tx.status = TxStatus.CONFIRMED.value if succeeded else TxStatus.REVERTED.value
+            row = self._answered_by(s, tx_id)
+            if row is None or row.status != RequestStatus.SUBMITTED.value:
+                return None  # the row moved on (reorged away, re-sent)
+            return row if _same_row(s, row, **values(row)) else None
+
+    @staticmethod
+    def _answered_by(s: Session, tx_id: int) -> InferenceRequest | None:
+        return s.scalars(
+            select(InferenceRequest).where(InferenceRequest.fulfil_tx_id == tx_id)
+        ).first()
+
+    def reopen(self, tx_id: int) -> str | None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return None
+            was = tx.status
+            tx.status = TxStatus.SIGNED.value
+            tx.mined_block = None
+            row = self._answered_by(s, tx_id)
+            if row is not None and row.status in ANSWERED:
+                _same_row(s, row, status=RequestStatus.SUBMITTED.value, confirmed_at=None)
+            return was
+
+    def mark_dropped(self, tx_id: int) -> None:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id)
+            if tx is None:
+                return
+            tx.status = TxStatus.DROPPED.value
+            row = self._answered_by(s, tx_id)
+            if row is not None and row.status == RequestStatus.SUBMITTED.value:
+                _same_row(s, row, status=ready_status(row))  # re-checked against the chain
+
+    def record_own_fulfilment(
+        self, row: InferenceRequest, tx_id: int | None, block: int, values: dict[str, Any]
+    ) -> bool:
+        with self.db.session() as s:
+            tx = s.get(Transaction, tx_id) if tx_id is not None else None
+            if tx is not None:  # it landed after all: the nonce's record says so again
+                tx.status = TxStatus.CONFIRMED.value
+                tx.mined_block = block
+                values = {**values, "fulfil_tx_id": tx.id}
+            return _same_row(s, row, **values)
+
+    def close(self, row: InferenceRequest, status: RequestStatus, error: str | None) -> bool:
+        with self.db.session() as s:
+            return _same_row(s, row, status=status.value, error=error)

@@ -1,0 +1,78 @@
+"""Model files for the tests: the shipped example model, variants of it with their own
+model id, circuits built once per session, and the training scripts loaded as modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from oracle.models.store import ArtifactStore
+from oracle.paths import ROOT
+
+EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"
+EXAMPLE_CALIBRATION = ROOT / "models" / "example_mlp.calibration.json"
+
+
+@dataclass(frozen=True)
+class ZkModel:
+    onnx: Path
+    model_id: str
+
+
+def onnx_variant(dest: Path, tag: str, weight_factor: float = 1.0) -> Path:
+    """A copy of the example model with its own bytes (so its own model id); with a
+    ``weight_factor`` other than 1 it is also a different function (a different circuit)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(EXAMPLE_MODEL))
+    model.doc_string = f"test variant {tag}"
+    if weight_factor != 1.0:
+        for i, init in enumerate(model.graph.initializer):
+            scaled = numpy_helper.to_array(init).astype(np.float32) * np.float32(weight_factor)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(scaled, init.name))
+    onnx.save(model, str(dest))
+    return dest
+
+
+def build_zk_store(root: Path) -> dict[str, Any]:
+    """Circuits built with the dev SRS: 'a' and 'b' are different functions."""
+    from oracle.models import onboarding, zk
+    from oracle.models.store import model_id_of
+
+    store = ArtifactStore(root / "models")
+    models: dict[str, Any] = {"root": store.root}
+    for tag, factor in (("a", 1.0), ("b", 0.5)):
+        path = onnx_variant(root / f"zk_{tag}.onnx", tag, factor)
+        onboarding.build(
+            store,
+            path,
+            EXAMPLE_CALIBRATION,
+            onboarding.SrsChoice(dev=True),
+            zk.CircuitParams(),
+            lambda _: None,
+        )
+        models[tag] = ZkModel(path, model_id_of(path))
+    return models
+
+
+def seed_store(zk_store: dict[str, Any], dest: Path) -> None:
+    """Copy the session's built circuits into a test's own artifact store."""
+    for sub in ("zk", "srs"):
+        shutil.copytree(zk_store["root"] / sub, dest / sub, dirs_exist_ok=True)
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A training script (``models/*/train.py``) imported as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
