@@ -5,53 +5,28 @@ an in-memory store."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from hexbytes import HexBytes
 from web3 import Web3
 
 from oracle.chain.client import CoordinatorClient
 from oracle.chain.compile import compile_contracts
-from oracle.chain.deploy import ETHER, CoordinatorParams, Deployment, deploy_stack, register_node
-from oracle.db import InferenceRequest
+from oracle.chain.deploy import ETHER, CoordinatorParams, deploy_stack, register_node
 from oracle.dev.keys import DEPLOYER_KEY, NODE_KEY, REQUESTER_KEY
 from oracle.dev.processes import Anvil
 from oracle.dev.requester import Requester
 from oracle.models.registration import register_model
 from oracle.models.store import ArtifactStore
-from oracle.paths import ROOT
-from oracle.relayer.attempts import AttemptBuilder, Head
+from oracle.relayer.attempts import AttemptBuilder
 from oracle.relayer.broadcaster import Broadcaster, RelayerHealth
 from oracle.relayer.confirmer import Confirmer
 from oracle.relayer.resender import Resender
-from oracle.settings import Settings, load_settings
-from oracle.types import RequestStatus
+from oracle.settings import load_settings
+from tests.support.chain import rpc
 from tests.unit.relayer.fake_store import FakeStore
-
-EXAMPLE_MODEL = ROOT / "models" / "example_mlp.onnx"
-INPUT = [1 << 15, -(1 << 14), 1 << 13, 0]
-
-
-def rpc(w3: Web3, method: str, params: list[Any] | None = None) -> Any:
-    response = w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
-    assert "error" not in response, response
-    return response["result"]
-
-
-@dataclass
-class Chain:
-    anvil: Anvil
-    w3: Web3
-    deployment: Deployment
-    coordinator: CoordinatorClient
-    requester: Requester
-    model_id: str
-    node: LocalAccount
+from tests.unit.relayer.parts import EXAMPLE_MODEL, Chain, Parts, coordinator_consumer_abi
 
 
 @pytest.fixture(scope="package")
@@ -80,12 +55,6 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         anvil.stop()
 
 
-def coordinator_consumer_abi() -> Any:
-    from oracle.chain.artifacts import load_artifact
-
-    return load_artifact("ExampleConsumer").abi
-
-
 @pytest.fixture
 def snapshot(chain: Chain) -> Iterator[Chain]:
     """The module's chain, put back as it was after each test (automine on)."""
@@ -95,59 +64,6 @@ def snapshot(chain: Chain) -> Iterator[Chain]:
     finally:
         rpc(chain.w3, "evm_setAutomine", [True])
         rpc(chain.w3, "evm_revert", [snap])
-
-
-@dataclass
-class Parts:
-    chain: Chain
-    settings: Settings
-    store: FakeStore
-    attempts: AttemptBuilder
-    confirmer: Confirmer
-    broadcaster: Broadcaster
-    resender: Resender
-    health: RelayerHealth
-
-    @property
-    def w3(self) -> Web3:
-        return self.chain.w3
-
-    def head(self) -> Head:
-        return Head(self.w3)
-
-    def request(self, error: str | None = None) -> InferenceRequest:
-        """A request on chain, and its row in the store, ready to send (an output, or an
-        error answer)."""
-        request_id, _ = self.chain.requester.submit(self.chain.model_id, INPUT, 0, 300_000)
-        (ev,) = self.chain.coordinator.requested_logs(0, self.w3.eth.block_number)[-1:]
-        assert ev.request_id == request_id
-        row = InferenceRequest(
-            chain_id=int(self.w3.eth.chain_id),
-            coordinator=self.chain.coordinator.address,
-            request_id=ev.request_id,
-            model_id=ev.model_id,
-            consumer=ev.consumer,
-            input=list(ev.input),
-            mode=int(ev.mode),
-            callback_gas_limit=ev.callback_gas_limit,
-            fee=str(ev.fee),
-            block_number=ev.block_number,
-            block_hash=ev.block_hash,
-            tx_hash=ev.tx_hash,
-            log_index=ev.log_index,
-            status=RequestStatus.INFERRED.value,
-            output=[] if error else [12345],
-            error=error,
-            fulfil_reverts=0,
-        )
-        return self.store.add_request(row)
-
-    def mined(self, tx_hash: str | HexBytes) -> Any:
-        """The receipt, once anvil has mined it (automine mines just after the send returns)."""
-        return self.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), 10, 0.05)
-
-    def chain_nonce(self, block: str = "latest") -> int:
-        return int(self.w3.eth.get_transaction_count(self.chain.node.address, block))  # type: ignore[arg-type]
 
 
 @pytest.fixture

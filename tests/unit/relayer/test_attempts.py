@@ -7,7 +7,7 @@ from hexbytes import HexBytes
 
 from oracle.db import Transaction
 from oracle.relayer.attempts import Fees, fulfil_calldata
-from tests.unit.relayer.conftest import Parts
+from tests.unit.relayer.parts import Parts
 
 
 def test_calldata_is_a_function_of_the_row(parts: Parts) -> None:

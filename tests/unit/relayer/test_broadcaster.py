@@ -11,7 +11,8 @@ from web3.exceptions import TransactionNotFound
 
 from oracle.relayer.attempts import SignedAttempt
 from oracle.types import HealthCode, RequestStatus, TxStatus
-from tests.unit.relayer.conftest import Parts, rpc
+from tests.support.chain import rpc
+from tests.unit.relayer.parts import Parts
 
 
 def _known_to_node(parts: Parts, tx_hash: str) -> bool:

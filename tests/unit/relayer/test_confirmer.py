@@ -7,7 +7,8 @@ from oracle.db import InferenceRequest, Transaction
 from oracle.relayer.attempts import fulfil_calldata
 from oracle.relayer.confirmer import MAX_REVERTED_ATTEMPTS
 from oracle.types import RequestStatus, TxStatus
-from tests.unit.relayer.conftest import Parts, rpc
+from tests.support.chain import rpc
+from tests.unit.relayer.parts import Parts
 
 
 def _sent(parts: Parts, row: InferenceRequest) -> Transaction:

@@ -11,7 +11,8 @@ from hexbytes import HexBytes
 from oracle.db import Database
 from oracle.relayer import Relayer
 from oracle.types import RequestStatus, TxStatus
-from tests.unit.relayer.conftest import Parts, rpc
+from tests.support.chain import rpc
+from tests.unit.relayer.parts import Parts
 
 
 def test_stuck_next_nonce_is_replaced_with_a_higher_fee(parts: Parts) -> None:
