@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo demo-defi demo-dao up test test-unit test-integration faults lint fmt typecheck bench bench-zk contracts clean
+.PHONY: help setup demo demo-defi demo-dao up test test-contracts test-unit test-integration faults lint fmt typecheck bench bench-zk contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
@@ -19,8 +19,9 @@ help:
 	@echo "make bench    latency benchmark against anvil with 1 s blocks"
 	@echo "make bench-zk zk benchmark: proof latency, verifier gas and size, calibration"
 	@echo "make lint     ruff + mypy"
+	@echo "make test-contracts Slither over the contracts (part of make test)"
 
-setup: $(BIN)/.installed node_modules/.installed .redis-ok contracts
+setup: $(BIN)/.installed node_modules/.installed solidity/node_modules .redis-ok contracts
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,18 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+# forge resolves imports inside its project (solidity/): give it the npm packages there.
+solidity/node_modules:
+	ln -sfn ../node_modules $@
+
+# Slither has its own virtualenv (it pins web3 < 8; the node uses web3 8).
+SLITHER_VENV := .venv-slither
+$(SLITHER_VENV)/.installed: requirements-slither.lock
+	$(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/pip install --quiet --upgrade pip
+	$(SLITHER_VENV)/bin/pip install --quiet -r requirements-slither.lock
 	touch $@
 
 # redis-server: use one on PATH, else Debian's package.
@@ -59,8 +72,14 @@ up: setup
 # `make test` leaves out the soak and the slow fault scenarios (markers soak and
 # slow_fault, excluded by pyproject's addopts); `make faults` (-m faults) runs every
 # fault scenario, those included.
-test: setup .postgres-ok
+test: setup .postgres-ok test-contracts
 	$(BIN)/pytest -q
+
+# Static analysis of the contracts: Slither over `forge build` (forge from npm, solc through
+# solidity/bin/solc). Fails on any medium or high finding not explained in the code with a
+# `slither-disable-next-line` comment that says why.
+test-contracts: setup $(SLITHER_VENV)/.installed
+	cd solidity && PATH="$(CURDIR)/node_modules/.bin:$$PATH" ../$(SLITHER_VENV)/bin/slither . --config-file slither.config.json
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit
@@ -97,4 +116,4 @@ fmt: setup
 	$(BIN)/ruff check --fix oracle workers tests bench migrations
 
 clean:
-	rm -rf $(VENV) node_modules solidity/out var .redis-ok .postgres-ok
+	rm -rf $(VENV) $(SLITHER_VENV) node_modules solidity/node_modules solidity/out solidity/forge-out solidity/forge-cache var .redis-ok .postgres-ok
