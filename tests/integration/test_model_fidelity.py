@@ -3,11 +3,8 @@ tolerance its model card states (the circuit's output is what a proof posts on c
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import onnxruntime as ort
@@ -16,6 +13,7 @@ import pytest
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
 from oracle.paths import ROOT
+from tests.support.models import load_script
 
 pytestmark = pytest.mark.integration
 
@@ -23,26 +21,17 @@ MODELS = ROOT / "models"
 N = 40
 
 
-def _module(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def example_inputs() -> np.ndarray:
     return np.random.default_rng(99).uniform(-1, 1, size=(N, 4))
 
 
 def risk_inputs() -> np.ndarray:
-    x, _ = _module(MODELS / "risk" / "train.py", "risk_train_fidelity").held_out_set()
+    x, _ = load_script(MODELS / "risk" / "train.py", "risk_train_fidelity").held_out_set()
     return np.asarray(x[:N])
 
 
 def governance_inputs() -> np.ndarray:
-    data = _module(MODELS / "governance" / "train.py", "gov_train_fidelity").held_out_set()
+    data = load_script(MODELS / "governance" / "train.py", "gov_train_fidelity").held_out_set()
     return np.asarray(data.x[:N])
 
 
