@@ -33,7 +33,9 @@ from tests.support.contract import (
     TIMEOUT_BLOCKS,
     USER,
     ZK_MODEL,
+    ZK_MODEL_ONNX,
     Chain,
+    register_raw,
     reverts_with,
 )
 from tests.support.models import EXAMPLE_CALIBRATION, seed_store
@@ -120,7 +122,7 @@ def zk_chain(tmp_path: Path, zk_store: dict[str, Any]) -> Iterator[ZkChain]:
             zk.CircuitParams(),
         )
         assert done.manifest.input_scale == ZK_SCALE
-        files, manifest = onboarding.check_circuit(store, done.model_id)
+        files, manifest = onboarding.check_circuit(store, done.manifest.onnx_hash)
         prover = zk.Prover(files, onboarding.srs_dir(store) / manifest.srs, tmp_path / "prove")
         consumer = w3.eth.contract(
             address=dep.example_consumer, abi=load_artifact("ExampleConsumer").abi
@@ -183,11 +185,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         dep = deploy_stack(w3, OWNER, node.url)
         verifier, _ = deploy(w3, OWNER, "MockVerifier")
         coord = CoordinatorClient(w3, dep.coordinator).contract
-        send(
-            w3,
-            OWNER,
-            coord.functions.registerModel(bytes.fromhex(ZK_MODEL[2:]), 2, 1, 0, 0, verifier),
-        )
+        model_id, _ = register_raw(w3, coord, OWNER, ZK_MODEL_ONNX, (2, 1, 0, 0), verifier)
+        assert model_id == ZK_MODEL
         yield Harness(w3, field, coord)
     finally:
         node.stop()
