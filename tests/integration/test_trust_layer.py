@@ -586,7 +586,7 @@ def test_a_verifier_whose_code_changed_is_refused(chain: Chain) -> None:
         chain.w3, chain.coord.contract, OWNER, SQUATTED_ONNX, ZK_SHAPE, verifier
     )
     req = chain.request([1, 2], mode=1, model=model_id)
-    honest_code = "0x" + bytes(chain.w3.eth.get_code(verifier)).hex()
+    honest_code = "0x" + bytes(chain.w3.eth.get_code(Web3.to_checksum_address(verifier))).hex()
     accept_all = load_artifact("AlwaysTrueVerifier").deployed_bytecode
     rpc(chain.w3, "anvil_setCode", [verifier, accept_all])  # e.g. an upgraded proxy
     reverts_with("VerifierCodeChanged", lambda: chain.fulfill(req, [3], proof=b"\x01"))
