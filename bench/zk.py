@@ -37,7 +37,7 @@ from oracle.chain.deploy import deploy_artifact
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.dev.processes import Anvil
 from oracle.models import onboarding, zk
-from oracle.models.store import ArtifactStore, inspect_onnx, model_id_of
+from oracle.models.store import ArtifactStore, inspect_onnx
 from oracle.paths import ROOT
 
 MODELS = [
@@ -93,10 +93,10 @@ def measure_model(
     params = zk.CircuitParams(
         target="accuracy" if target == "accuracy" else "resources", scales=scales
     )
-    model_id, manifest = onboarding.build(
+    onnx_hash, manifest = onboarding.build(
         store, onnx_path, calibration, onboarding.SrsChoice(dev=True), params, lambda _: None
     )
-    files, _ = onboarding.check_circuit(store, model_id)
+    files, _ = onboarding.check_circuit(store, onnx_hash)
     srs = onboarding.srs_dir(store) / manifest.srs
     prover = zk.Prover(files, srs, work / f"prover-{tag}")
     scale = 1 << manifest.input_scale
@@ -142,7 +142,7 @@ def measure_model(
     ort_s = onnxruntime_s(onnx_path, x0)
     return {
         "model": onnx_path.name,
-        "model_id": model_id_of(onnx_path)[:10],
+        "onnx_hash": onnx_hash[:10],
         "target": label,
         "logrows": manifest.logrows,
         "scales": f"{manifest.input_scale}/{manifest.output_scale}",

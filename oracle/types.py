@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from typing import NewType
 
 ModelId = NewType("ModelId", str)
-"""0x-prefixed hex SHA-256 of an ONNX file's bytes (the on-chain ``bytes32``)."""
+"""0x-prefixed hex on-chain model id (``bytes32``), content-addressed: the keccak256 of the
+ONNX hash, the verifier's code hash, the lengths and the scales (see
+:func:`oracle.models.registration.content_model_id`). Not the ONNX file's hash."""
+
+OnnxHash = NewType("OnnxHash", str)
+"""0x-prefixed hex SHA-256 of an ONNX file's bytes: the artifact store's key for the file."""
 
 RequestId = NewType("RequestId", int)
 """The Coordinator's sequential request id."""

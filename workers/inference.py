@@ -93,14 +93,15 @@ class InferenceService:
                 raise InputError("unknown model: not served by this node")
             values = [int(v) for v in row.input]
             validate_input(values, record, self.settings.worker.max_abs_input_bits)
+            # The file is found and checked by its ONNX hash (never by the model id).
             path = (
                 Path(record.artifact_path)
                 if record.artifact_path
-                else self.store.path_for(record.model_id)
+                else self.store.path_for(record.onnx_hash)
             )
             if not path.exists():
-                path = self.store.path_for(record.model_id)
-            model = self.sessions.get(record.model_id, path, record.input_length)
+                path = self.store.path_for(record.onnx_hash)
+            model = self.sessions.get(record.onnx_hash, path, record.input_length)
             x = np.array(values, dtype=np.float64) / float(1 << record.input_scale)
             y = model.run(x.astype(np.float32))
             output = quantize_output(y, record)

@@ -70,15 +70,22 @@ class ProverCache:
         self._provers: dict[str, tuple[zk.Prover, bool]] = {}
         self._lock = threading.Lock()
 
-    def get(self, model_id: str) -> tuple[zk.Prover, bool]:
-        """(prover, whether it uses an insecure development SRS)."""
+    def get(self, record: ModelRecord) -> tuple[zk.Prover, bool]:
+        """(prover, whether it uses an insecure development SRS) for ``record``'s circuit,
+        found by its ONNX hash; a circuit built with other scales than the record's is refused."""
         with self._lock:
-            cached = self._provers.get(model_id)
+            cached = self._provers.get(record.model_id)
             if cached is None:
-                files, manifest = check_circuit(self.store, model_id)
+                files, manifest = check_circuit(self.store, record.onnx_hash)
+                scales = (manifest.input_scale, manifest.output_scale)
+                if scales != (record.input_scale, record.output_scale):
+                    raise ModelError(
+                        f"the circuit for {record.onnx_hash} has scales {scales}, model "
+                        f"{record.model_id} has {(record.input_scale, record.output_scale)}"
+                    )
                 prover = zk.Prover(files, srs_dir(self.store) / manifest.srs, self.workdir)
                 cached = (prover, manifest.dev_srs)
-                self._provers[model_id] = cached
+                self._provers[record.model_id] = cached
             return cached
 
 
@@ -104,7 +111,7 @@ class ProvingService:
         try:
             if record is None:
                 raise ModelError(f"model {row.model_id} is not in the local registry")
-            prover, dev_srs = self.provers.get(row.model_id)
+            prover, dev_srs = self.provers.get(record)
         except (ModelError, ProofError) as exc:
             bound.error("proving.model_unavailable", reason=str(exc))
             return self._fail(row_id, "proof failed: circuit unavailable")

@@ -1,4 +1,4 @@
-"""onnxruntime sessions, loaded once per worker process and keyed by model hash."""
+"""onnxruntime sessions, loaded once per worker process and keyed by ONNX hash."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def choose_providers(preference: Provider) -> list[str]:
 
 @dataclass
 class LoadedModel:
-    model_id: str
+    onnx_hash: str
     session: ort.InferenceSession
     input_name: str
     input_shape: tuple[int, ...]
@@ -49,7 +49,8 @@ class LoadedModel:
 
 
 class SessionCache:
-    """Holds one session per model hash for the life of the process."""
+    """Holds one session per ONNX file (by its SHA-256) for the life of the process; a file is
+    loaded only if its bytes hash to the ONNX hash the registry record names."""
 
     def __init__(self, preference: Provider = "auto") -> None:
         self._preference = preference
@@ -60,33 +61,33 @@ class SessionCache:
     def providers(self) -> list[str]:
         return choose_providers(self._preference)
 
-    def get(self, model_id: str, path: Path, input_length: int) -> LoadedModel:
+    def get(self, onnx_hash: str, path: Path, input_length: int) -> LoadedModel:
         with self._lock:
-            cached = self._sessions.get(model_id)
+            cached = self._sessions.get(onnx_hash)
             if cached is not None:
                 return cached
-            loaded = self._load(model_id, path, input_length)
-            self._sessions[model_id] = loaded
+            loaded = self._load(onnx_hash, path, input_length)
+            self._sessions[onnx_hash] = loaded
             return loaded
 
-    def _load(self, model_id: str, path: Path, input_length: int) -> LoadedModel:
+    def _load(self, onnx_hash: str, path: Path, input_length: int) -> LoadedModel:
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise ModelError(f"model file for {model_id} is unreadable: {exc.strerror}") from exc
+            raise ModelError(f"model file {onnx_hash} is unreadable: {exc.strerror}") from exc
         digest = "0x" + hashlib.sha256(raw).hexdigest()
-        if digest != model_id.lower():
-            raise ModelError(f"model file {path.name} hashes to {digest}, not {model_id}")
+        if digest != onnx_hash.lower():
+            raise ModelError(f"model file {path.name} hashes to {digest}, not {onnx_hash}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         try:
             session = ort.InferenceSession(raw, sess_options=options, providers=self.providers)
         except Exception as exc:
-            raise ModelError(f"onnxruntime cannot load {model_id}: {exc}") from exc
+            raise ModelError(f"onnxruntime cannot load {onnx_hash}: {exc}") from exc
         inp = session.get_inputs()[0]
         shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
         if int(np.prod(shape)) != input_length:
             # The registry record is what the chain agreed to; fall back to a flat batch of 1.
             shape = (1, input_length)
-        return LoadedModel(model_id, session, inp.name, shape)
+        return LoadedModel(onnx_hash, session, inp.name, shape)

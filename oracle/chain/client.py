@@ -186,8 +186,13 @@ class CoordinatorClient:
             "input_scale",
             "output_scale",
             "exists",
+            "onnx_hash",
+            "verifier_code_hash",
         )
-        return dict(zip(keys, raw, strict=True))
+        info = dict(zip(keys, raw, strict=True))
+        for key in ("onnx_hash", "verifier_code_hash"):
+            info[key] = "0x" + bytes(info[key]).hex()
+        return info
 
     def quote_fee(self, model_id: str, mode: int, callback_gas_limit: int) -> int:
         return int(

@@ -171,6 +171,7 @@ def _register_zk(
         err.print(f"[bold yellow]warning:[/] {zk.DEV_SRS_WARNING}", highlight=False)
     return {
         "model_id": done.model_id,
+        "onnx_hash": done.manifest.onnx_hash,
         "newly_registered": done.newly_registered,
         "verifier": done.verifier,
         "logrows": done.manifest.logrows,

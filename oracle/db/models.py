@@ -76,7 +76,10 @@ class ModelRecord(Base):
 
     __tablename__ = "models"
 
+    # Content-addressed on-chain id (see oracle.models.registration.content_model_id).
     model_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    # SHA-256 of the ONNX file: the artifact store's key; the worker checks the file against it.
+    onnx_hash: Mapped[str] = mapped_column(String(66))
     artifact_path: Mapped[str] = mapped_column(Text)
     input_length: Mapped[int] = mapped_column(Integer)
     output_length: Mapped[int] = mapped_column(Integer)

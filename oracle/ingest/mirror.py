@@ -2,7 +2,7 @@
 
 The chain is the truth: a record is copied the first time a request names its model, and
 never edited afterwards (on-chain records are immutable). The artifact itself is fetched
-by hash from the store by the worker that needs it.
+from the store by the record's ONNX hash (not the model id) by the worker that needs it.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ class ModelMirror:
                 info = self.coordinator.model(model_id)
                 if not info["exists"]:
                     continue
+                onnx_hash = str(info["onnx_hash"])
                 s.add(
                     ModelRecord(
                         model_id=model_id,
-                        artifact_path=str(self.store.path_for(model_id)),
+                        onnx_hash=onnx_hash,
+                        artifact_path=str(self.store.path_for(onnx_hash)),
                         input_length=int(info["input_length"]),
                         output_length=int(info["output_length"]),
                         input_scale=int(info["input_scale"]),

@@ -3,10 +3,13 @@
     oracle model register MODEL.onnx --zk --calibration DATA.json (--srs FILE | --dev-srs)
 
 Every artifact lands in the store addressed by hash: the circuit under
-``zk/<model id>/`` (settings, compiled circuit, keys, verifier source and build, and a
+``zk/<onnx hash>/`` (the ONNX file's SHA-256, not the model id, which also depends on the
+verifier's code; settings, compiled circuit, keys, verifier source and build, and a
 ``manifest.json`` with their SHA-256), the SRS under ``srs/<sha256>.srs``. The circuit is
 built in a scratch directory and renamed into place only when complete, so a crash leaves
-nothing half-made, and a second run finds the manifest and changes nothing.
+nothing half-made, and a second run finds the manifest and changes nothing. The verifier's
+code is known before it is deployed, so the model id is too: a second run finds the record
+on chain and deploys and registers nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +31,14 @@ from oracle.chain.compile import compile_standalone
 from oracle.db import Database
 from oracle.errors import ModelError, ProofError
 from oracle.models import zk
-from oracle.models.registration import ZkRecord, register_model
-from oracle.models.store import ArtifactStore, inspect_onnx, model_id_of
-from oracle.types import ModelId
+from oracle.models.registration import (
+    ZkRecord,
+    content_model_id,
+    register_model,
+    verifier_code_hash,
+)
+from oracle.models.store import ArtifactStore, inspect_onnx, onnx_hash_of
+from oracle.types import ModelId, OnnxHash
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +61,7 @@ class SrsChoice:
 
 @dataclass(frozen=True)
 class Manifest:
-    model_id: str
+    onnx_hash: str
     logrows: int
     input_scale: int
     output_scale: int
@@ -64,7 +72,10 @@ class Manifest:
 
     @classmethod
     def read(cls, circuit_dir: Path) -> Manifest:
-        return cls(**json.loads((circuit_dir / MANIFEST).read_text()))
+        data = json.loads((circuit_dir / MANIFEST).read_text())
+        if "model_id" in data:  # written before model ids were content-addressed
+            data["onnx_hash"] = data.pop("model_id")
+        return cls(**data)
 
     def write(self, circuit_dir: Path) -> None:
         (circuit_dir / MANIFEST).write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -79,8 +90,9 @@ class Onboarded:
     circuit_dir: Path
 
 
-def circuit_dir(store: ArtifactStore, model_id: str) -> Path:
-    return store.root / "zk" / model_id.lower().removeprefix("0x")
+def circuit_dir(store: ArtifactStore, onnx_hash: str) -> Path:
+    """Where the circuit of the ONNX file with SHA-256 ``onnx_hash`` lives."""
+    return store.root / "zk" / onnx_hash.lower().removeprefix("0x")
 
 
 def srs_dir(store: ArtifactStore) -> Path:
@@ -106,11 +118,12 @@ def _store_srs(store: ArtifactStore, src: Path) -> Path:
     return dest
 
 
-def check_circuit(store: ArtifactStore, model_id: str) -> tuple[zk.CircuitFiles, Manifest]:
-    """The model's circuit files, each checked against the manifest's hash."""
-    root = circuit_dir(store, model_id)
+def check_circuit(store: ArtifactStore, onnx_hash: str) -> tuple[zk.CircuitFiles, Manifest]:
+    """The circuit files of the ONNX file ``onnx_hash``, each checked against the manifest's
+    hash."""
+    root = circuit_dir(store, onnx_hash)
     if not (root / MANIFEST).exists():
-        raise ModelError(f"no zk circuit for {model_id} in the store ({root})")
+        raise ModelError(f"no zk circuit for ONNX file {onnx_hash} in the store ({root})")
     manifest = Manifest.read(root)
     for name, digest in manifest.files.items():
         if _sha256(root / name) != digest:
@@ -125,14 +138,15 @@ def build(
     srs: SrsChoice,
     params: zk.CircuitParams,
     progress: zk.Progress,
-) -> tuple[ModelId, Manifest]:
-    """Build (or find) the circuit for ``onnx_path``; no chain access."""
-    model_id = model_id_of(onnx_path)
-    final = circuit_dir(store, model_id)
+) -> tuple[OnnxHash, Manifest]:
+    """Build (or find) the circuit for ``onnx_path``; no chain access. Returns the file's ONNX
+    hash (the circuit's key in the store) and the manifest."""
+    onnx_hash = onnx_hash_of(onnx_path)
+    final = circuit_dir(store, onnx_hash)
     if (final / MANIFEST).exists():
-        _, manifest = check_circuit(store, model_id)
-        progress(f"circuit for {model_id} already built: nothing to do")
-        return model_id, manifest
+        _, manifest = check_circuit(store, onnx_hash)
+        progress(f"circuit for ONNX file {onnx_hash} already built: nothing to do")
+        return onnx_hash, manifest
     if not calibration.is_file():
         raise ModelError(f"calibration data {calibration} is not a file")
     _check_calibration(calibration, inspect_onnx(onnx_path).input_length)
@@ -170,7 +184,7 @@ def build(
         (scratch / VERIFIER_ARTIFACT).write_text(json.dumps(artifact))
         names = [p.name for p in files.hashed()] + [VERIFIER_ARTIFACT]
         manifest = Manifest(
-            model_id=model_id,
+            onnx_hash=onnx_hash,
             logrows=info.logrows,
             input_scale=info.input_scale,
             output_scale=info.output_scale,
@@ -183,7 +197,7 @@ def build(
         os.replace(scratch, final)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return model_id, manifest
+    return onnx_hash, manifest
 
 
 def _check_calibration(path: Path, input_length: int) -> None:
@@ -213,29 +227,40 @@ def onboard(
     params: zk.CircuitParams,
     progress: zk.Progress = lambda _: None,
 ) -> Onboarded:
-    """Build the circuit, deploy its verifier, register the model. Idempotent."""
+    """Build the circuit, deploy its verifier, register the model. Idempotent: the model id
+    follows from the file, the verifier's code (known before deploying) and the scales, so a
+    second run finds the record and deploys nothing."""
     from oracle.chain.deploy import deploy_artifact
 
-    model_id, manifest = build(store, onnx_path, calibration, srs, params, progress)
-    files, _ = check_circuit(store, model_id)
+    onnx_hash, manifest = build(store, onnx_path, calibration, srs, params, progress)
+    files, _ = check_circuit(store, onnx_hash)
     artifact = json.loads((files.root / VERIFIER_ARTIFACT).read_text())
+    runtime = bytes.fromhex(str(artifact["deployedBytecode"]).removeprefix("0x"))
+    shape = inspect_onnx(onnx_path)
+    model_id = content_model_id(
+        onnx_hash,
+        "0x" + Web3.keccak(runtime).hex().removeprefix("0x"),
+        shape.input_length,
+        shape.output_length,
+        manifest.input_scale,
+        manifest.output_scale,
+    )
     onchain = coordinator.model(model_id)
     w3: Web3 = coordinator.w3
     verifier: str
-    if onchain["exists"] and int(str(onchain["verifier"]), 16) != 0:
+    if onchain["exists"]:
+        # Same id: a verifier with exactly this code is already registered for this model.
         verifier = Web3.to_checksum_address(str(onchain["verifier"]))
-        code = "0x" + bytes(w3.eth.get_code(verifier)).hex()
-        if code.lower() != str(artifact["deployedBytecode"]).lower():
+        if verifier_code_hash(w3, verifier) != onchain["verifier_code_hash"]:
             raise ModelError(
-                f"model {model_id} is registered with verifier {verifier}, whose code is not "
-                "this circuit's verifier; records are immutable"
+                f"model {model_id}'s verifier {verifier} no longer has its registered code"
             )
     else:
         progress("deploying the verifier")
         verifier = deploy_artifact(w3, account, artifact)
     if manifest.dev_srs:
         log.warning("zk.dev_srs", model_id=model_id, warning=zk.DEV_SRS_WARNING)
-    model_id, created = register_model(
+    registered, created = register_model(
         db,
         store,
         coordinator,
@@ -245,4 +270,9 @@ def onboard(
         manifest.output_scale,
         zk=ZkRecord(verifier=verifier),
     )
+    if registered != model_id:
+        raise ModelError(
+            f"verifier {verifier} was deployed with other code than the circuit's artifact: "
+            f"model id {registered}, expected {model_id}"
+        )
     return Onboarded(model_id, verifier, created, manifest, files.root)

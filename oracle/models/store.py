@@ -1,5 +1,6 @@
-"""The artifact store: model files named by their SHA-256, under one directory that several
-hosts can share; and reading an ONNX graph's flat input and output lengths."""
+"""The artifact store: model files named by their SHA-256 (the ONNX hash, not the model id),
+under one directory that several hosts can share; and reading an ONNX graph's flat input
+and output lengths."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import onnx
 
 from oracle.errors import ModelError
-from oracle.types import ModelId
+from oracle.types import OnnxHash
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,14 @@ class ModelShape:
     output_length: int
 
 
-def model_id_of(path: Path) -> ModelId:
-    """The on-chain model id: SHA-256 of the ONNX file's bytes."""
+def onnx_hash_of(path: Path) -> OnnxHash:
+    """SHA-256 of the ONNX file's bytes: the store's key, and the ``onnxHash`` of the on-chain
+    record (the model id is derived from it, see ``registration.content_model_id``)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return ModelId("0x" + h.hexdigest())
+    return OnnxHash("0x" + h.hexdigest())
 
 
 def inspect_onnx(path: Path) -> ModelShape:
@@ -60,22 +62,24 @@ def inspect_onnx(path: Path) -> ModelShape:
 
 
 class ArtifactStore:
-    """Files named by their hash under one directory (shareable between hosts)."""
+    """ONNX files named by their SHA-256 under one directory (shareable between hosts)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def path_for(self, model_id: str) -> Path:
-        return self.root / f"{model_id.lower().removeprefix('0x')}.onnx"
+    def path_for(self, onnx_hash: str) -> Path:
+        """Where the file whose SHA-256 is ``onnx_hash`` lives (whether or not it is there)."""
+        return self.root / f"{onnx_hash.lower().removeprefix('0x')}.onnx"
 
-    def put(self, src: Path) -> tuple[ModelId, Path]:
-        model_id = model_id_of(src)
-        dest = self.path_for(model_id)
-        if dest.exists() and model_id_of(dest) == model_id:
-            return model_id, dest
+    def put(self, src: Path) -> tuple[OnnxHash, Path]:
+        """Copy ``src`` into the store; returns its ONNX hash and its path there."""
+        onnx_hash = onnx_hash_of(src)
+        dest = self.path_for(onnx_hash)
+        if dest.exists() and onnx_hash_of(dest) == onnx_hash:
+            return onnx_hash, dest
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".part")
         os.close(fd)
         shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
-        return model_id, dest
+        return onnx_hash, dest

@@ -17,7 +17,9 @@ import {FieldMath} from "./libraries/FieldMath.sol";
 /// Trust rules enforced here: Zk instances are canonical field elements (one integer per field
 /// element); inputs and outputs have the model's lengths; answers after the deadline are refused;
 /// fee changes are capped and take effect only after a delay; a node's pause is a ban that
-/// survives deregistration; stake leaves through an unbonding delay during which it is slashable.
+/// survives deregistration; stake leaves through an unbonding delay during which it is slashable;
+/// model ids are content-addressed (ONNX hash, verifier code hash, shape, scales), and a Zk
+/// answer is checked by verifier code identical to the registered one, under a gas cap.
 contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice Fee parameters, set by the owner (each component under a cap fixed at construction).
     struct FeeConfig {
@@ -44,6 +46,12 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint256 internal constant MAX_ERR_LENGTH = 256;
     /// @dev Gas kept back for the work after the callback (event, return) and the call itself.
     uint256 internal constant CALLBACK_GAS_MARGIN = 5_000;
+    /// @dev Largest fixed-point scale (bits) a model may declare, for its input or its output.
+    uint8 internal constant MAX_SCALE = 64;
+    /// @dev Gas a verifier call may use. The EZKL verifier of the example model uses about
+    /// 0.4M gas (tests/integration/test_trust_layer.py measures it); the cap leaves room for
+    /// larger circuits and bounds what a verifier can make a fulfilment cost.
+    uint256 internal constant VERIFIER_GAS_LIMIT = 1_500_000;
 
     uint256 private immutable i_minStake;
     uint32 private immutable i_requestTimeoutBlocks;
@@ -68,7 +76,8 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     mapping(uint256 requestId => bytes32) private s_commitments;
 
     // ---------------------------------------------------------------- errors
-    error ModelAlreadyRegistered(bytes32 modelId);
+    error ScaleTooLarge(uint8 inputScale, uint8 outputScale, uint8 max);
+    error VerifierCodeChanged(bytes32 modelId, bytes32 registered, bytes32 current);
     error InvalidModelShape(bytes32 modelId, uint32 inputLength, uint32 outputLength);
     error VerifierHasNoCode(address verifier);
     error UnknownModel(bytes32 modelId);
@@ -104,11 +113,13 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error SlashExceedsStake(address node, uint256 amount, uint256 available);
 
     // ---------------------------------------------------------------- events
-    /// @notice A model record was created.
+    /// @notice A model record was created under its content-addressed id (see `registerModel`).
     event ModelRegistered(
         bytes32 indexed modelId,
         address indexed owner,
+        bytes32 indexed onnxHash,
         address verifier,
+        bytes32 verifierCodeHash,
         uint32 inputLength,
         uint32 outputLength,
         uint8 inputScale,
@@ -182,20 +193,37 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     }
 
     // ---------------------------------------------------------------- models
-    /// @notice Register a model. Records are immutable; new weights or settings are a new model.
-    /// @param modelId SHA-256 of the ONNX bytes (not checkable on chain; nodes check it).
+    /// @notice Register a model under an id derived from its content, so nobody can take the id
+    /// of someone else's model: `modelId = keccak256(abi.encode(onnxHash, verifierCodeHash,
+    /// inputLength, outputLength, inputScale, outputScale))`, with `verifierCodeHash` the
+    /// verifier's code hash (zero without a verifier). Registering content that is already
+    /// registered changes nothing and returns its id (the first registrant stays the owner);
+    /// other weights, settings or verifier code are another model with another id.
+    /// @param onnxHash SHA-256 of the ONNX bytes (not checkable on chain; nodes check it).
+    /// @param inputLength Flat input length (1 to `maxInputLength()`).
+    /// @param outputLength Flat output length (at least 1).
+    /// @param inputScale Input fixed-point scale in bits (at most 64).
+    /// @param outputScale Output fixed-point scale in bits (at most 64).
     /// @param verifier EZKL verifier for Zk/Optimistic, or zero for plain mode only.
+    /// @return modelId The model's content-addressed id.
     function registerModel(
-        bytes32 modelId,
+        bytes32 onnxHash,
         uint32 inputLength,
         uint32 outputLength,
         uint8 inputScale,
         uint8 outputScale,
         address verifier
-    ) external {
-        if (s_models[modelId].exists) revert ModelAlreadyRegistered(modelId);
+    ) external returns (bytes32 modelId) {
+        bytes32 verifierCodeHash = verifier == address(0) ? bytes32(0) : verifier.codehash;
+        modelId = keccak256(
+            abi.encode(onnxHash, verifierCodeHash, inputLength, outputLength, inputScale, outputScale)
+        );
+        if (s_models[modelId].exists) return modelId;
         if (inputLength == 0 || outputLength == 0 || inputLength > i_maxInputLength) {
             revert InvalidModelShape(modelId, inputLength, outputLength);
+        }
+        if (inputScale > MAX_SCALE || outputScale > MAX_SCALE) {
+            revert ScaleTooLarge(inputScale, outputScale, MAX_SCALE);
         }
         if (verifier != address(0) && verifier.code.length == 0) revert VerifierHasNoCode(verifier);
         s_models[modelId] = ModelInfo({
@@ -205,9 +233,21 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
             outputLength: outputLength,
             inputScale: inputScale,
             outputScale: outputScale,
-            exists: true
+            exists: true,
+            onnxHash: onnxHash,
+            verifierCodeHash: verifierCodeHash
         });
-        emit ModelRegistered(modelId, msg.sender, verifier, inputLength, outputLength, inputScale, outputScale);
+        emit ModelRegistered(
+            modelId,
+            msg.sender,
+            onnxHash,
+            verifier,
+            verifierCodeHash,
+            inputLength,
+            outputLength,
+            inputScale,
+            outputScale
+        );
     }
 
     /// @notice A model's registry record (`exists` is false for unknown ids).
@@ -416,7 +456,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
             ModelInfo storage model = s_models[req.modelId];
             uint32 outputLength = model.outputLength;
             if (output.length != outputLength) revert OutputLengthMismatch(req.requestId, output.length, outputLength);
-            if (req.mode == MODE_ZK) _verify(req, model.verifier, output, proof);
+            if (req.mode == MODE_ZK) _verify(req, model, output, proof);
         } else if (req.mode == MODE_ZK && output.length != 0) {
             revert UnprovenOutput(req.requestId);
         }
@@ -530,9 +570,20 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
 
     /// @dev The inputs were checked to be in the canonical range at request time; the outputs are
     /// checked here, so every instance is the one field element of exactly one integer.
-    function _verify(Request calldata req, address verifier, int256[] calldata output, bytes calldata proof)
-        private
-    {
+    /// The verifier must still have the code it was registered with (`VerifierCodeChanged`). It
+    /// is called read-only with at most `VERIFIER_GAS_LIMIT` gas, and only the first 32 bytes of
+    /// its answer are copied: anything but exactly the ABI encoding of `true` (a revert, running
+    /// out of gas, a short, long or other answer) is `InvalidProof`.
+    function _verify(
+        Request calldata req,
+        ModelInfo storage model,
+        int256[] calldata output,
+        bytes calldata proof
+    ) private view {
+        address verifier = model.verifier;
+        bytes32 registered = model.verifierCodeHash;
+        bytes32 current = verifier.codehash;
+        if (current != registered) revert VerifierCodeChanged(req.modelId, registered, current);
         uint256 n = req.input.length;
         uint256[] memory instances = new uint256[](n + output.length);
         for (uint256 i = 0; i < n; ++i) {
@@ -543,11 +594,15 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
             if (!FieldMath.inRange(y)) revert OutputOutOfFieldRange(req.requestId, i, y);
             instances[n + i] = FieldMath.toField(y);
         }
-        try IVerifier(verifier).verifyProof(proof, instances) returns (bool valid) {
-            if (!valid) revert InvalidProof(req.requestId);
-        } catch {
-            revert InvalidProof(req.requestId);
+        bytes memory data = abi.encodeCall(IVerifier.verifyProof, (proof, instances));
+        uint256 gasLimit = VERIFIER_GAS_LIMIT;
+        bool valid;
+        assembly ("memory-safe") {
+            // Scratch space (0x00-0x1f) takes the one word we read; the rest is never copied.
+            let ok := staticcall(gasLimit, verifier, add(data, 0x20), mload(data), 0x00, 0x20)
+            valid := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
         }
+        if (!valid) revert InvalidProof(req.requestId);
     }
 
     /// @dev Forward exactly `gasAmount` gas to `target` (Chainlink's callWithExactGas): revert if

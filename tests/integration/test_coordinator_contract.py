@@ -15,6 +15,7 @@ from oracle.chain.deploy import ETHER, send
 from oracle.fixedpoint import BN254_R
 from tests.support.contract import (
     MODEL,
+    MODEL_ONNX,
     NODE,
     OUTSIDER,
     OWNER,
@@ -196,12 +197,12 @@ def test_request_validation(chain: Chain) -> None:
         lambda: send(chain.w3, USER, fn(bytes.fromhex(MODEL[2:]), [1], 0, 3_000_000), value=ETHER),
     )
     reverts_with(
-        "ModelAlreadyRegistered",
+        "ScaleTooLarge",
         lambda: send(
             chain.w3,
             OUTSIDER,
             chain.coord.contract.functions.registerModel(
-                bytes.fromhex(MODEL[2:]), 2, 1, 16, 16, "0x" + "00" * 20
+                bytes.fromhex(MODEL_ONNX[2:]), 2, 1, 65, 16, "0x" + "00" * 20
             ),
         ),
     )
@@ -213,8 +214,16 @@ def test_zk_mode_checks_the_proof_against_field_mapped_instances(chain: Chain) -
     reverts_with("InvalidProof", lambda: chain.fulfill(req, [-1], proof=b"\x01"))
     assert chain.coord.commitment(req.request_id) != b"\0" * 32  # left open
     send(chain.w3, OWNER, chain.verifier.functions.setAnswer(True))
+    # The verifier accepts only the request's input then the output, each as a field element.
+    send(chain.w3, OWNER, chain.verifier.functions.setExpectedInstances([BN254_R - 3, 7, 1]))
+    reverts_with("InvalidProof", lambda: chain.fulfill(req, [-1], proof=b"\x01"))
+    send(
+        chain.w3,
+        OWNER,
+        chain.verifier.functions.setExpectedInstances([BN254_R - 3, 7, BN254_R - 1]),
+    )
     chain.fulfill(req, [-1], proof=b"\x01")
-    assert chain.verifier.functions.lastInstances().call() == [BN254_R - 3, 7, BN254_R - 1]
+    assert chain.coord.commitment(req.request_id) == b"\0" * 32
 
 
 def test_node_stake_and_fee_withdrawal(chain: Chain) -> None:

@@ -62,10 +62,10 @@ CASES = {
 def test_circuit_matches_onnxruntime_on_held_out_data(name: str, tmp_path: Path) -> None:
     onnx_path, calibration, inputs_fn, tolerance = CASES[name]
     store = ArtifactStore(tmp_path / "store")
-    model_id, manifest = onboarding.build(
+    onnx_hash, manifest = onboarding.build(
         store, onnx_path, calibration, onboarding.SrsChoice(dev=True), zk.CircuitParams(), print
     )
-    files, _ = onboarding.check_circuit(store, model_id)
+    files, _ = onboarding.check_circuit(store, onnx_hash)
     prover = zk.Prover(files, onboarding.srs_dir(store) / manifest.srs, tmp_path / "work")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     feed_name = session.get_inputs()[0].name

@@ -23,17 +23,22 @@ from oracle.chain.deploy import ETHER, CoordinatorParams, deploy, deploy_stack, 
 from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
 from oracle.models import onboarding, zk
+from oracle.models.registration import content_model_id
 from oracle.models.store import ArtifactStore
 from tests.support.chain import mine, rpc
 from tests.support.contract import (
     MODEL,
+    MODEL_ONNX,
     NODE,
     OUTSIDER,
     OWNER,
     TIMEOUT_BLOCKS,
     USER,
     ZK_MODEL,
+    ZK_MODEL_ONNX,
     Chain,
+    artifact_code_hash,
+    register_raw,
     reverts_with,
 )
 from tests.support.models import EXAMPLE_CALIBRATION, seed_store
@@ -120,7 +125,7 @@ def zk_chain(tmp_path: Path, zk_store: dict[str, Any]) -> Iterator[ZkChain]:
             zk.CircuitParams(),
         )
         assert done.manifest.input_scale == ZK_SCALE
-        files, manifest = onboarding.check_circuit(store, done.model_id)
+        files, manifest = onboarding.check_circuit(store, done.manifest.onnx_hash)
         prover = zk.Prover(files, onboarding.srs_dir(store) / manifest.srs, tmp_path / "prove")
         consumer = w3.eth.contract(
             address=dep.example_consumer, abi=load_artifact("ExampleConsumer").abi
@@ -183,11 +188,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         dep = deploy_stack(w3, OWNER, node.url)
         verifier, _ = deploy(w3, OWNER, "MockVerifier")
         coord = CoordinatorClient(w3, dep.coordinator).contract
-        send(
-            w3,
-            OWNER,
-            coord.functions.registerModel(bytes.fromhex(ZK_MODEL[2:]), 2, 1, 0, 0, verifier),
-        )
+        model_id, _ = register_raw(w3, coord, OWNER, ZK_MODEL_ONNX, (2, 1, 0, 0), verifier)
+        assert model_id == ZK_MODEL
         yield Harness(w3, field, coord)
     finally:
         node.stop()
@@ -472,3 +474,122 @@ def test_fee_caps_are_checked_at_construction(tmp_path: Path) -> None:
         assert (revert.name, revert.error_args) == ("FeeAboveCap", (0, 2, 1))
     finally:
         node.stop()
+
+
+# -- 7. model squatting ----------------------------------------------------------------------
+# The model id used to be whatever SHA-256 the registrant supplied: anyone could register the
+# hash of someone else's ONNX first, with a verifier that accepts anything (or other scales),
+# and the owner could never register it. The id is now the Coordinator's hash of the content.
+SQUATTED_ONNX = "0x" + "5a" * 32
+ZK_SHAPE = (2, 1, 0, 0)
+
+
+def fulfil_gas(ch: Chain, req: RequestStruct, output: list[int], gas: int = 3_000_000) -> Any:
+    """Send ``fulfill`` without simulating it first (it may revert): the receipt."""
+    fn = ch.coord.contract.functions.fulfill(req.as_tuple(), output, b"", b"\x01")
+    tx = fn.build_transaction(
+        {
+            "from": NODE.address,
+            "nonce": ch.w3.eth.get_transaction_count(NODE.address, "pending"),
+            "chainId": ch.w3.eth.chain_id,
+            "gas": gas,
+        }
+    )
+    tx_hash = ch.w3.eth.send_raw_transaction(NODE.sign_transaction(tx).raw_transaction)
+    return ch.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+
+
+def registered(ch: Chain, receipt: Any) -> list[Any]:
+    return list(ch.coord.contract.events.ModelRegistered().process_receipt(receipt, errors=DISCARD))
+
+
+def test_a_squatter_cannot_take_the_owners_model_id(chain: Chain) -> None:
+    coord = chain.coord.contract
+    always_true, _ = deploy(chain.w3, OUTSIDER, "AlwaysTrueVerifier")
+    squatted, _ = register_raw(chain.w3, coord, OUTSIDER, SQUATTED_ONNX, ZK_SHAPE, always_true)
+    # The owner registers the same file with the honest verifier afterwards: it used to revert
+    # ModelAlreadyRegistered; now it is another content, so another id, and the owner's.
+    honest, receipt = register_raw(
+        chain.w3, coord, OWNER, SQUATTED_ONNX, ZK_SHAPE, chain.verifier.address
+    )
+    assert honest != squatted and len(registered(chain, receipt)) == 1
+    assert honest == content_model_id(SQUATTED_ONNX, artifact_code_hash("MockVerifier"), *ZK_SHAPE)
+    info = chain.coord.model(honest)
+    assert (info["owner"], info["verifier"]) == (OWNER.address, chain.verifier.address)
+    # A Zk request on the honest id: an unproven output is refused by the honest verifier...
+    req = chain.request([3, 4], mode=1, model=honest)
+    send(chain.w3, OWNER, chain.verifier.functions.setAnswer(False))  # the proof is not valid
+    reverts_with("InvalidProof", lambda: chain.fulfill(req, [5], proof=b"\x01"))
+    assert chain.coord.commitment(req.request_id) != ZERO
+    # ...while the squatter's verifier only ever answers requests that named the squatter's id.
+    squat_req = chain.request([3, 4], mode=1, model=squatted)
+    assert chain.fulfill(squat_req, [5], proof=b"\x01")["status"] == 1
+
+
+def test_the_same_file_with_other_scales_is_another_model(chain: Chain) -> None:
+    coord = chain.coord.contract
+    first, _ = register_raw(chain.w3, coord, OUTSIDER, SQUATTED_ONNX, (2, 1, 8, 8))
+    second, _ = register_raw(chain.w3, coord, OWNER, SQUATTED_ONNX, (2, 1, 16, 16))
+    assert first != second
+    assert chain.coord.model(first)["input_scale"] == 8
+    assert chain.coord.model(second)["input_scale"] == 16
+    assert chain.coord.model(second)["owner"] == OWNER.address
+
+
+def test_registering_the_same_content_again_changes_nothing(chain: Chain) -> None:
+    coord = chain.coord.contract
+    # Used to revert ModelAlreadyRegistered.
+    again, receipt = register_raw(chain.w3, coord, OUTSIDER, MODEL_ONNX, (2, 1, 16, 16))
+    assert again == MODEL
+    assert registered(chain, receipt) == []  # no second event
+    info = chain.coord.model(MODEL)
+    assert info["owner"] == OWNER.address and info["onnx_hash"] == MODEL_ONNX
+
+
+def test_a_scale_above_64_bits_is_refused(chain: Chain) -> None:
+    fn = chain.coord.contract.functions.registerModel
+    for scales in ((65, 16), (16, 65), (255, 255)):
+        reverts_with(
+            "ScaleTooLarge",
+            lambda s=scales: send(
+                chain.w3, OWNER, fn(bytes.fromhex(SQUATTED_ONNX[2:]), 2, 1, *s, "0x" + "00" * 20)
+            ),
+        )
+    model_id, _ = register_raw(chain.w3, chain.coord.contract, OWNER, SQUATTED_ONNX, (2, 1, 64, 0))
+    assert chain.coord.model(model_id)["input_scale"] == 64
+
+
+def test_a_verifier_returning_a_huge_answer_is_invalid_and_costs_no_more(chain: Chain) -> None:
+    coord = chain.coord.contract
+    one_word, _ = deploy(chain.w3, OWNER, "HugeReturnVerifier", 32)  # answers exactly `true`
+    huge, _ = deploy(chain.w3, OWNER, "HugeReturnVerifier", 100_000)  # `true` + 100 KB
+    small_id, _ = register_raw(chain.w3, coord, OWNER, "0x" + "a1" * 32, ZK_SHAPE, one_word)
+    huge_id, _ = register_raw(chain.w3, coord, OWNER, "0x" + "a2" * 32, ZK_SHAPE, huge)
+    small_req = chain.request([1, 2], mode=1, model=small_id)
+    huge_req = chain.request([1, 2], mode=1, model=huge_id)
+
+    ok = fulfil_gas(chain, small_req, [3])
+    assert ok["status"] == 1
+    # The old Coordinator decoded the 100 KB answer as `true` (and copied all of it).
+    reverts_with("InvalidProof", lambda: chain.fulfill(huge_req, [3], proof=b"\x01"))
+    failed = fulfil_gas(chain, huge_req, [3])
+    assert failed["status"] == 0 and chain.coord.commitment(huge_req.request_id) != ZERO
+    # Refused before any state change, the hostile answer costs less than the honest one (78k
+    # against 149k gas today): the verifier's 100 KB are its own memory, under its gas cap,
+    # and none of it is copied into the Coordinator.
+    assert failed["gasUsed"] < ok["gasUsed"], (failed["gasUsed"], ok["gasUsed"])
+
+
+def test_a_verifier_whose_code_changed_is_refused(chain: Chain) -> None:
+    verifier, _ = deploy(chain.w3, OWNER, "MockVerifier")
+    model_id, _ = register_raw(
+        chain.w3, chain.coord.contract, OWNER, SQUATTED_ONNX, ZK_SHAPE, verifier
+    )
+    req = chain.request([1, 2], mode=1, model=model_id)
+    honest_code = "0x" + bytes(chain.w3.eth.get_code(Web3.to_checksum_address(verifier))).hex()
+    accept_all = load_artifact("AlwaysTrueVerifier").deployed_bytecode
+    rpc(chain.w3, "anvil_setCode", [verifier, accept_all])  # e.g. an upgraded proxy
+    reverts_with("VerifierCodeChanged", lambda: chain.fulfill(req, [3], proof=b"\x01"))
+    assert chain.coord.commitment(req.request_id) != ZERO
+    rpc(chain.w3, "anvil_setCode", [verifier, honest_code])
+    assert chain.fulfill(req, [3], proof=b"\x01")["status"] == 1

@@ -139,8 +139,8 @@ def test_zk_request_is_proved_verified_and_delivered(
 @pytest.mark.faults
 @pytest.mark.no_worker
 def test_chain_rejects_forged_zk_answers(stack: Stack, zk_setup: ZkSetup, tmp_path: Path) -> None:
-    files_a, man_a = onboarding.check_circuit(zk_setup.store, zk_setup.a.model_id)
-    files_b, man_b = onboarding.check_circuit(zk_setup.store, zk_setup.b.model_id)
+    files_a, man_a = onboarding.check_circuit(zk_setup.store, zk_setup.a.manifest.onnx_hash)
+    files_b, man_b = onboarding.check_circuit(zk_setup.store, zk_setup.b.manifest.onnx_hash)
     srs = onboarding.srs_dir(zk_setup.store)
     prover_a = zk.Prover(files_a, srs / man_a.srs, tmp_path / "pa")
     prover_b = zk.Prover(files_b, srs / man_b.srs, tmp_path / "pb")
@@ -193,7 +193,7 @@ def test_zk_on_a_model_without_verifier_is_refused_at_request_time(
 @pytest.mark.no_worker
 def test_onboarding_again_changes_nothing(stack: Stack, zk_setup: ZkSetup) -> None:
     before = {p: p.stat().st_mtime_ns for p in zk_setup.a.circuit_dir.iterdir()}
-    again = onboard(stack, ZkModel(zk_setup.onnx_a, zk_setup.a.model_id))
+    again = onboard(stack, ZkModel(zk_setup.onnx_a, zk_setup.a.manifest.onnx_hash))
     assert (again.model_id, again.verifier, again.newly_registered) == (
         zk_setup.a.model_id,
         zk_setup.a.verifier,

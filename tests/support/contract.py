@@ -21,10 +21,21 @@ from oracle.chain.deploy import ETHER, CoordinatorParams, deploy, deploy_stack, 
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
+from oracle.models.registration import ZERO_ADDRESS, ZERO_HASH, content_model_id
 from tests.support.chain import rpc
 
-MODEL = "0x" + "11" * 32
-ZK_MODEL = "0x" + "22" * 32
+
+def artifact_code_hash(name: str) -> str:
+    """The code hash a freshly deployed ``name`` has (its runtime code has no immutables)."""
+    code = bytes.fromhex(load_artifact(name).deployed_bytecode.removeprefix("0x"))
+    return "0x" + Web3.keccak(code).hex().removeprefix("0x")
+
+
+# Stand-in ONNX hashes of the two registered models, and the ids the Coordinator gives them.
+MODEL_ONNX = "0x" + "11" * 32
+ZK_MODEL_ONNX = "0x" + "22" * 32
+MODEL = content_model_id(MODEL_ONNX, ZERO_HASH, 2, 1, 16, 16)
+ZK_MODEL = content_model_id(ZK_MODEL_ONNX, artifact_code_hash("MockVerifier"), 2, 1, 0, 0)
 OWNER, NODE, USER, OUTSIDER = (Account.from_key(k) for k in ANVIL_DEV_KEYS[:4])
 TIMEOUT_BLOCKS = 5
 
@@ -93,6 +104,22 @@ class Chain:
         )
 
 
+def register_raw(
+    w3: Web3,
+    coord: Any,
+    account: LocalAccount,
+    onnx_hash: str,
+    shape: tuple[int, int, int, int],
+    verifier: str = ZERO_ADDRESS,
+) -> tuple[str, Any]:
+    """``registerModel(onnx_hash, *shape, verifier)``: (the id it returned, the receipt).
+
+    The returned id is read with an ``eth_call`` just before sending (the same block state)."""
+    fn = coord.functions.registerModel(bytes.fromhex(onnx_hash[2:]), *shape, verifier)
+    model_id = "0x" + bytes(fn.call({"from": account.address})).hex()
+    return model_id, send(w3, account, fn)
+
+
 def reverts_with(name: str, fn: Any) -> None:
     with pytest.raises(TransactionError) as info:
         fn()
@@ -116,20 +143,11 @@ def deployed_chain(tmp: Path) -> Iterator[Chain]:
         coord = CoordinatorClient(w3, dep.coordinator)
         register_node(w3, NODE, dep.coordinator, ETHER)
         verifier_address, _ = deploy(w3, OWNER, "MockVerifier")
-        send(
-            w3,
-            OWNER,
-            coord.contract.functions.registerModel(
-                bytes.fromhex(MODEL[2:]), 2, 1, 16, 16, "0x" + "00" * 20
-            ),
+        plain, _ = register_raw(w3, coord.contract, OWNER, MODEL_ONNX, (2, 1, 16, 16))
+        zk_id, _ = register_raw(
+            w3, coord.contract, OWNER, ZK_MODEL_ONNX, (2, 1, 0, 0), verifier_address
         )
-        send(
-            w3,
-            OWNER,
-            coord.contract.functions.registerModel(
-                bytes.fromhex(ZK_MODEL[2:]), 2, 1, 0, 0, verifier_address
-            ),
-        )
+        assert (plain, zk_id) == (MODEL, ZK_MODEL), "the Coordinator's id rule changed"
         ch = Chain(w3, coord, None, None)
         ch.consumer = ch.contract("ExampleConsumer", dep.example_consumer)
         ch.verifier = ch.contract("MockVerifier", verifier_address)

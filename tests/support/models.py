@@ -1,5 +1,5 @@
 """Model files for the tests: the shipped example model, variants of it with their own
-model id, circuits built once per session, and the training scripts loaded as modules."""
+ONNX hash, circuits built once per session, and the training scripts loaded as modules."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ EXAMPLE_CALIBRATION = ROOT / "models" / "example_mlp.calibration.json"
 @dataclass(frozen=True)
 class ZkModel:
     onnx: Path
-    model_id: str
+    onnx_hash: str  # the store's key for the file and its circuit (not the model id)
 
 
 def onnx_variant(dest: Path, tag: str, weight_factor: float = 1.0) -> Path:
-    """A copy of the example model with its own bytes (so its own model id); with a
+    """A copy of the example model with its own bytes (so its own ONNX hash); with a
     ``weight_factor`` other than 1 it is also a different function (a different circuit)."""
     import numpy as np
     import onnx
@@ -44,7 +44,7 @@ def onnx_variant(dest: Path, tag: str, weight_factor: float = 1.0) -> Path:
 def build_zk_store(root: Path) -> dict[str, Any]:
     """Circuits built with the dev SRS: 'a' and 'b' are different functions."""
     from oracle.models import onboarding, zk
-    from oracle.models.store import model_id_of
+    from oracle.models.store import onnx_hash_of
 
     store = ArtifactStore(root / "models")
     models: dict[str, Any] = {"root": store.root}
@@ -58,7 +58,7 @@ def build_zk_store(root: Path) -> dict[str, Any]:
             zk.CircuitParams(),
             lambda _: None,
         )
-        models[tag] = ZkModel(path, model_id_of(path))
+        models[tag] = ZkModel(path, onnx_hash_of(path))
     return models
 
 

@@ -10,7 +10,7 @@ import pytest
 from oracle.db import ModelRecord
 from oracle.errors import InferenceError, InputError, ModelError
 from oracle.fixedpoint import BN254_R, from_fixed, to_fixed
-from oracle.models.store import inspect_onnx, model_id_of
+from oracle.models.store import inspect_onnx, onnx_hash_of
 from oracle.models.zk import to_field
 from oracle.paths import ROOT
 from workers.inference import quantize_output, validate_input
@@ -22,7 +22,9 @@ MODEL = ROOT / "models" / "example_mlp.onnx"
 def record(**kw: int) -> ModelRecord:
     base = {"input_length": 4, "output_length": 1, "input_scale": 16, "output_scale": 16}
     base.update(kw)
-    return ModelRecord(model_id="0x" + "00" * 32, artifact_path="", **base)
+    return ModelRecord(
+        model_id="0x" + "00" * 32, onnx_hash="0x" + "01" * 32, artifact_path="", **base
+    )
 
 
 def test_validate_input_length_and_range() -> None:
@@ -50,9 +52,9 @@ def test_fixed_point_and_field_mapping() -> None:
 
 def test_session_cache_loads_once_and_checks_the_hash(tmp_path: Path) -> None:
     cache = SessionCache("cpu")
-    mid = model_id_of(MODEL)
-    first = cache.get(mid, MODEL, 4)
-    assert cache.get(mid, MODEL, 4) is first
+    onnx_hash = onnx_hash_of(MODEL)
+    first = cache.get(onnx_hash, MODEL, 4)
+    assert cache.get(onnx_hash, MODEL, 4) is first
     y = first.run(np.array([0.5, -0.25, 0.125, 0.75], dtype=np.float32))
     assert y.shape == (1,)
     with pytest.raises(ModelError, match="hashes to"):

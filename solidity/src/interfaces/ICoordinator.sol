@@ -16,7 +16,8 @@ interface ICoordinator {
         int256[] input;
     }
 
-    /// @notice A model's immutable registry record.
+    /// @notice A model's immutable registry record. Its id is content-addressed: see
+    /// `Coordinator.modelIdOf`.
     struct ModelInfo {
         address owner;
         address verifier;
@@ -25,6 +26,11 @@ interface ICoordinator {
         uint8 inputScale;
         uint8 outputScale;
         bool exists;
+        /// @dev SHA-256 of the ONNX file's bytes (nodes check their copy against it).
+        bytes32 onnxHash;
+        /// @dev `verifier.codehash` at registration (zero without a verifier); a verifier whose
+        /// code differs at verification is refused.
+        bytes32 verifierCodeHash;
     }
 
     /// @notice Emitted for every accepted request; the node reads these.
@@ -42,7 +48,7 @@ interface ICoordinator {
     /// excess is credited to the caller (withdrawable from the Coordinator). The input must have
     /// the model's input length; for mode != 0 every value must lie in the canonical signed field
     /// range |x| <= (r - 1) / 2 (r: the BN254 scalar field order).
-    /// @param modelId SHA-256 of the model's ONNX bytes.
+    /// @param modelId The model's content-addressed id (returned by `registerModel`).
     /// @param input Fixed-point input, `value = int / 2**inputScale`.
     /// @param mode 0 = None, 1 = Zk, 2 = Optimistic.
     /// @param callbackGasLimit Gas forwarded, exactly, to the consumer's callback.
