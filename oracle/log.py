@@ -23,6 +23,18 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is when a line is written, not when logging was
+    configured: a CLI run inside a test runner (or any host that swaps the stream and
+    closes it) must not leave every later log line pointing at a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", json_output: bool | None = None) -> None:
     """Configure structlog and the standard library once per process."""
     if json_output is None:
@@ -32,7 +44,7 @@ def configure_logging(level: str = "INFO", json_output: bool | None = None) -> N
         if json_output
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+    logging.basicConfig(level=level, stream=_CurrentStderr(), format="%(message)s", force=True)
     for noisy in ("web3", "urllib3", "celery", "kombu", "alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     processors: list[Any] = [
@@ -46,6 +58,6 @@ def configure_logging(level: str = "INFO", json_output: bool | None = None) -> N
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )

@@ -27,13 +27,16 @@ class CoordinatorParams:
     max_input_length: int = 1024
     base_fee: int = 10**15  # 0.001 ether
     zk_premium: int = 10**16
-    fee_per_callback_gas: int = 10**9
+    # Callback gas is priced at max(block base fee, min_gas_price) * multiplier / 10_000.
+    min_gas_price: int = 10**9
+    gas_price_multiplier_bps: int = 10_000
     unbonding_blocks: int = 100
     fee_change_delay_blocks: int = 100
     # Caps on each fee component, fixed for the Coordinator's lifetime.
     max_base_fee: int = 10**17
     max_zk_premium: int = 10**18
-    max_fee_per_callback_gas: int = 10**11
+    max_min_gas_price: int = 10**11
+    max_gas_price_multiplier_bps: int = 30_000
 
     def constructor_args(self) -> list[Any]:
         return [
@@ -41,10 +44,15 @@ class CoordinatorParams:
             self.request_timeout_blocks,
             self.max_callback_gas_limit,
             self.max_input_length,
-            (self.base_fee, self.zk_premium, self.fee_per_callback_gas),
+            (self.base_fee, self.zk_premium, self.min_gas_price, self.gas_price_multiplier_bps),
             self.unbonding_blocks,
             self.fee_change_delay_blocks,
-            (self.max_base_fee, self.max_zk_premium, self.max_fee_per_callback_gas),
+            (
+                self.max_base_fee,
+                self.max_zk_premium,
+                self.max_min_gas_price,
+                self.max_gas_price_multiplier_bps,
+            ),
         ]
 
 

@@ -4,8 +4,11 @@
 proposal on chain (share of the treasury moved, share of calls to never-seen targets,
 number of calls, the proposer's share of the votes, whether it changes the DAO's own
 config), asks the oracle for risk logits in Zk mode (EZKL proof checked on chain), and
-refuses to queue or execute a proposal until its screening passed. The story:
+refuses to queue or execute a proposal until its screening passed. A proposer pays its
+own screening fee (``proposeWithFee``) and must hold 1 % of the votes, so nobody can spend
+the DAO's fee budget with spam. The story:
 
+0. an address with no votes tries to propose, and a holder tries without paying: both refused;
 1. a whale proposes a small grant (1 % of the treasury) to the DAO's known grants program;
 2. a small holder proposes sending 90 % of the treasury to an address the DAO never paid;
 3. both are screened: the grant passes, the drain is flagged with a reason in an event;
@@ -54,7 +57,10 @@ TIMELOCK_DELAY_S = 3600
 VOTING_DELAY = 1  # blocks (ScreenedGovernor's GovernorSettings)
 VOTING_PERIOD = 20  # blocks
 TREASURY = 100 * ETHER
-FEE_FUND = 1 * ETHER  # the governor pays the oracle fees from this
+FEE_FUND = 1 * ETHER  # the governor pays rescreening fees from this (proposers pay their own)
+SCREENING_CALLBACK_GAS = 500_000  # ScreenedGovernor's CALLBACK_GAS
+ZK_MODE = 1
+PROPOSAL_THRESHOLD_BPS = 100  # a proposer must hold 1 % of the votes
 GRANT = 1 * ETHER
 DRAIN = 90 * ETHER
 GRANTS_PROGRAM = Web3.to_checksum_address("0x" + Web3.keccak(text="dao grants program").hex()[-40:])
@@ -89,14 +95,27 @@ class Dao:
         values: Sequence[int],
         description: str,
     ) -> tuple[int, int]:
-        """Send a proposal; return (proposal id, screening request id)."""
-        fn = self.governor.functions.propose(
+        """Send a proposal paying its screening fee (the excess comes back); return (proposal
+        id, screening request id)."""
+        fn = self.governor.functions.proposeWithFee(
             list(targets), list(values), [b""] * len(targets), description
         )
-        receipt = send(self.w3, proposer, fn)
+        receipt = send(self.w3, proposer, fn, value=self.screening_fee_with_margin())
         created = self.governor.events.ProposalCreated().process_receipt(receipt, errors=DISCARD)
         asked = self.governor.events.ScreeningRequested().process_receipt(receipt, errors=DISCARD)
         return int(created[0]["args"]["proposalId"]), int(asked[0]["args"]["requestId"])
+
+    def screening_fee(self) -> int:
+        """The Coordinator's fee for one screening at the current block."""
+        coordinator = contract(self.w3, "Coordinator", self.governor.functions.coordinator().call())
+        model = self.governor.functions.screeningModel().call()
+        return int(coordinator.functions.quoteFee(model, ZK_MODE, SCREENING_CALLBACK_GAS).call())
+
+    def screening_fee_with_margin(self) -> int:
+        """The fee plus a margin for a base fee that rises before the proposal lands; the
+        governor sends the excess back in the same transaction."""
+        fee = self.screening_fee()
+        return fee + fee // 10
 
     def args(self, targets: Sequence[str], values: Sequence[int], description: str) -> list[Any]:
         """The (targets, values, calldatas, descriptionHash) that queue and execute take."""
@@ -142,7 +161,8 @@ def deploy_dao(
     holdings: Sequence[tuple[LocalAccount, int]],
 ) -> Dao:
     """Token (minted to ``holdings``, each self-delegated), timelock holding ``TREASURY``,
-    and the governor (its proposer and canceller, funded with ``FEE_FUND`` for fees)."""
+    and the governor (its proposer and canceller, funded with ``FEE_FUND`` for rescreening
+    fees; a proposer needs ``PROPOSAL_THRESHOLD_BPS`` of the supply and pays its screening)."""
     token = contract(w3, "GovToken", deploy(w3, owner, "GovToken", owner.address)[0])
     tl_address, _ = deploy(w3, owner, "DaoTimelock", TIMELOCK_DELAY_S, [], [ZERO], owner.address)
     timelock = contract(w3, "DaoTimelock", tl_address)
@@ -155,6 +175,7 @@ def deploy_dao(
         coordinator,
         bytes.fromhex(model_id.removeprefix("0x")),
         [GRANTS_PROGRAM],
+        sum(amount for _, amount in holdings) * PROPOSAL_THRESHOLD_BPS // 10_000,
     )
     governor = contract(w3, "ScreenedGovernor", gov_address)
     for role in ("PROPOSER_ROLE", "CANCELLER_ROLE"):
@@ -259,6 +280,16 @@ def _drive(stack: LocalStack, console: Console) -> bool:
     drain = ([STRANGER], [DRAIN], "Move 90 ETH to the new treasury manager")
     routine = Outcome("grant: 1 ETH to the grants program", "whale (60 %)")
     draining = Outcome("drain: 90 ETH to a never-seen address", "small holder (5 %)")
+    spammer: LocalAccount = Account.from_key(ANVIL_DEV_KEYS[4])
+    spam = dao.governor.functions.proposeWithFee([STRANGER], [0], [b""], "spam")
+    no_fee = dao.governor.functions.propose([STRANGER], [0], [b""], "unpaid")
+    refused = (try_send(w3, spammer, spam), try_send(w3, attacker, no_fee))
+    console.print(
+        f"spam refused: no votes -> {_short(refused[0])}; no fee -> {_short(refused[1])}",
+        soft_wrap=True,
+    )
+    if any(result == "ok" for result in refused):
+        return False
     routine.proposal_id, _ = dao.propose(whale, *grant)
     draining.proposal_id, _ = dao.propose(attacker, *drain)
     console.print("two proposals made; waiting for their Zk screening callbacks")

@@ -6,7 +6,9 @@ oracle for a risk score in Zk mode (EZKL proof checked on chain), and caps each 
 loan-to-value by the score's tier. The story:
 
 1. a lender funds the pool; calm prices are pushed; a careful borrower deposits collateral,
-   lets the account age, and repays two small loans;
+   lets the account age, and repays two small loans, each held ``MIN_LOAN_BLOCKS`` blocks
+   (the market counts no dust or same-block loans, ages collateral, not a first deposit,
+   and averages utilisation over past blocks, so none of this can be faked in one block);
 2. the careful borrower is scored and borrows ``LOAN``;
 3. prices turn volatile; a new borrower with a past liquidation is scored and asks for the
    same ``LOAN``: the contract refuses (``BorrowExceedsLimit``);
@@ -35,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import Web3Exception
 from web3.logs import DISCARD
 
 from oracle.chain.artifacts import load_artifact
@@ -59,6 +62,8 @@ COLLATERAL = 100 * TOKEN
 LENDER_DEPOSIT = 200 * TOKEN
 LOAN = 140 * TOKEN  # 70 % of the collateral's value: only the 75 % tier allows it
 SMALL_LOAN = 10 * TOKEN
+GAS_MARGIN = 100_000  # see Market._send
+MIN_LOAN_BLOCKS = 10  # RiskLendingMarket.MIN_LOAN_BLOCKS: a repayment counts after this long
 CALM_PRICES = (2.000, 2.010, 2.004, 2.012, 2.006, 2.000, 2.008, 2.002)
 VOLATILE_PRICES = (2.00, 2.40, 1.90, 2.30, 1.70, 2.20, 1.60, 2.10)
 
@@ -143,7 +148,15 @@ class Market:
         return cls(w3, owner, _contract(w3, address, "RiskLendingMarket"), tokens)
 
     def _send(self, account: LocalAccount, fn: Any, value: int = 0) -> Any:
-        return send(self.w3, account, fn, value=value)
+        # anvil estimates gas at the latest block; in the next one the market may first have to
+        # bring its utilisation sum and checkpoints up to date (a few more storage writes).
+        try:
+            gas: int | None = int(fn.estimate_gas({"from": account.address, "value": value}))
+        except (Web3Exception, ValueError):
+            gas = None  # it would revert: let send simulate it and report the custom error
+        return send(
+            self.w3, account, fn, value=value, gas=None if gas is None else gas + GAS_MARGIN
+        )
 
     def fund(self, account: LocalAccount, collateral: int = 0, debt: int = 0) -> None:
         """Mint tokens to ``account`` and approve the market to pull them."""
@@ -164,6 +177,10 @@ class Market:
 
     def repay(self, borrower: LocalAccount, amount: int) -> None:
         self._send(borrower, self.contract.functions.repay(amount))
+
+    def withdraw_refund(self, borrower: LocalAccount) -> Any:
+        """Take out what the market owes ``borrower`` (overpaid fees, error-answer refunds)."""
+        return self._send(borrower, self.contract.functions.withdrawRefund())
 
     def record_liquidation(self, borrower: LocalAccount) -> None:
         self._send(self.owner, self.contract.functions.recordLiquidation(borrower.address))
@@ -282,6 +299,7 @@ def _story(stack: LocalStack, console: Console) -> bool:
         if not (loan := market.try_borrow(careful, SMALL_LOAN)).ok:
             console.print(f"[bold red]small loan refused: {loan.describe()}[/]")
             return False
+        mine(w3, MIN_LOAN_BLOCKS)
         market.repay(careful, SMALL_LOAN)
     console.print(
         f"  first score {first.score:.4f} ({first.max_ltv_bps // 100}% LTV); "

@@ -22,10 +22,14 @@ import {FieldMath} from "./libraries/FieldMath.sol";
 /// answer is checked by verifier code identical to the registered one, under a gas cap.
 contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice Fee parameters, set by the owner (each component under a cap fixed at construction).
+    /// A request's fee is `baseFee + premium + callbackGasLimit * gasPrice * gasPriceMultiplierBps
+    /// / 10_000`, where `premium` is `zkPremium` for Zk requests (zero for None) and `gasPrice` is
+    /// `max(block.basefee, minGasPrice)` at the request.
     struct FeeConfig {
         uint96 baseFee;
         uint96 zkPremium;
-        uint64 feePerCallbackGas;
+        uint48 minGasPrice;
+        uint16 gasPriceMultiplierBps;
     }
 
     struct Node {
@@ -61,13 +65,19 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint32 private immutable i_feeChangeDelayBlocks;
     uint96 private immutable i_maxBaseFee;
     uint96 private immutable i_maxZkPremium;
-    uint64 private immutable i_maxFeePerCallbackGas;
+    uint48 private immutable i_maxMinGasPrice;
+    uint16 private immutable i_maxGasPriceMultiplierBps;
 
     FeeConfig private s_fees;
     FeeConfig private s_pendingFees;
+    /// @dev The configuration `s_fees` replaced: still needed to split the fee of a request made
+    /// under it (see `_feesAt`).
+    FeeConfig private s_previousFees;
     uint64 private s_nextRequestId = 1;
     /// @dev Block from which `s_pendingFees` is in force; zero when no change is scheduled.
     uint64 private s_pendingFeesFromBlock;
+    /// @dev Block from which `s_fees` is in force (before it, `s_previousFees` was).
+    uint64 private s_feesFromBlock;
     mapping(bytes32 modelId => ModelInfo) private s_models;
     mapping(address node => Node) private s_nodes;
     mapping(address node => bool) private s_paused;
@@ -140,22 +150,24 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// construction, and for a scheduled change when it is first applied (by the first request at
     /// or after `effectiveBlock`, or by `applyFeeConfig`); `quoteFee` uses it from
     /// `effectiveBlock` on whether or not this event was emitted yet.
-    event FeeConfigSet(uint96 baseFee, uint96 zkPremium, uint64 feePerCallbackGas);
+    event FeeConfigSet(uint96 baseFee, uint96 zkPremium, uint48 minGasPrice, uint16 gasPriceMultiplierBps);
     /// @notice The owner scheduled a fee change that takes effect at block `effectiveBlock`.
-    event FeeConfigScheduled(uint96 baseFee, uint96 zkPremium, uint64 feePerCallbackGas, uint64 effectiveBlock);
+    event FeeConfigScheduled(
+        uint96 baseFee, uint96 zkPremium, uint48 minGasPrice, uint16 gasPriceMultiplierBps, uint64 effectiveBlock
+    );
     /// @notice A request paid more than its fee; the excess is owed to the consumer (`withdrawFees`).
     event OverpaymentCredited(uint256 indexed requestId, address indexed consumer, uint256 amount);
     /// @notice A node withdrew the fees it earned.
     event FeesWithdrawn(address indexed node, address indexed to, uint256 amount);
     /// @notice A request was answered; `callbackSucceeded` is false if the consumer's callback failed.
-    /// @dev Who was paid: `node` earned the request's fee, unless a `FeeRefunded` event for the
-    /// same request precedes this one in the transaction (a Zk error answer), in which case the fee
-    /// was credited back to the consumer and the node earned nothing.
+    /// @dev Who was paid: `node` earned the request's fee, less the `amount` of a `FeeRefunded`
+    /// event for the same request that precedes this one in the transaction (a Zk error answer:
+    /// the Zk premium went back to the consumer, the node kept the base fee and the callback gas).
     event InferenceFulfilled(
         uint256 indexed requestId, address indexed node, bool callbackSucceeded, int256[] output, bytes err
     );
-    /// @notice A Zk request was answered with an error and no proof: its fee is owed to the consumer
-    /// (withdrawable through `withdrawFees`).
+    /// @notice A Zk request was answered with an error and no proof: its Zk premium (`amount`) is
+    /// owed to the consumer (withdrawable through `withdrawFees`); the node keeps the rest.
     event FeeRefunded(uint256 indexed requestId, address indexed consumer, uint256 amount);
     /// @notice An expired request was cancelled and its fee refunded to the consumer.
     event RequestCancelled(uint256 indexed requestId, address indexed consumer, uint256 refund);
@@ -186,10 +198,13 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         i_feeChangeDelayBlocks = feeChangeDelayBlocks;
         i_maxBaseFee = feeCaps.baseFee;
         i_maxZkPremium = feeCaps.zkPremium;
-        i_maxFeePerCallbackGas = feeCaps.feePerCallbackGas;
+        i_maxMinGasPrice = feeCaps.minGasPrice;
+        i_maxGasPriceMultiplierBps = feeCaps.gasPriceMultiplierBps;
         _checkFeeCaps(fees);
         s_fees = fees;
-        emit FeeConfigSet(fees.baseFee, fees.zkPremium, fees.feePerCallbackGas);
+        s_previousFees = fees;
+        s_feesFromBlock = uint64(block.number);
+        emit FeeConfigSet(fees.baseFee, fees.zkPremium, fees.minGasPrice, fees.gasPriceMultiplierBps);
     }
 
     // ---------------------------------------------------------------- models
@@ -319,22 +334,31 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     // ---------------------------------------------------------------- fees
     /// @inheritdoc ICoordinator
     /// @dev Uses the fee configuration in force at the current block (a scheduled change counts
-    /// from its effective block on, even before it was applied to storage).
+    /// from its effective block on, even before it was applied to storage) and this block's base
+    /// fee (floored at `minGasPrice`) to price the callback gas. Called from a transaction it is
+    /// exact; an off-chain quote may be below the fee a later block asks when the base fee rises
+    /// (send a margin: the excess is credited back).
     function quoteFee(bytes32, uint8 mode, uint32 callbackGasLimit) public view returns (uint256) {
         return _fee(_currentFees(), mode, callbackGasLimit);
     }
 
     /// @notice Owner: schedule new fees. Each component must be under its cap; the change takes
     /// effect `feeChangeDelayBlocks()` blocks from now, so a consumer quoting now is not surprised
-    /// by a fee raised in front of its request. A new schedule replaces a pending one.
+    /// by a fee raised in front of its request. A new schedule replaces a pending one. Changes come
+    /// into force at least `requestTimeoutBlocks() + 1` blocks apart, so every request that may
+    /// still be answered was priced by the configuration in force or the one before it.
     /// @param fees The new fee configuration.
     function setFeeConfig(FeeConfig calldata fees) external onlyOwner {
         _checkFeeCaps(fees);
         _applyScheduledFees();
         uint64 effectiveBlock = uint64(block.number) + i_feeChangeDelayBlocks;
+        uint64 earliest = s_feesFromBlock + i_requestTimeoutBlocks + 1;
+        if (effectiveBlock < earliest) effectiveBlock = earliest;
         s_pendingFees = fees;
         s_pendingFeesFromBlock = effectiveBlock;
-        emit FeeConfigScheduled(fees.baseFee, fees.zkPremium, fees.feePerCallbackGas, effectiveBlock);
+        emit FeeConfigScheduled(
+            fees.baseFee, fees.zkPremium, fees.minGasPrice, fees.gasPriceMultiplierBps, effectiveBlock
+        );
     }
 
     /// @notice Write a scheduled fee change whose effective block has come into storage (and emit
@@ -356,7 +380,10 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
 
     /// @notice The caps on each fee component and the delay of a fee change, fixed at construction.
     function feeLimits() external view returns (FeeConfig memory caps, uint32 changeDelayBlocks) {
-        return (FeeConfig(i_maxBaseFee, i_maxZkPremium, i_maxFeePerCallbackGas), i_feeChangeDelayBlocks);
+        return (
+            FeeConfig(i_maxBaseFee, i_maxZkPremium, i_maxMinGasPrice, i_maxGasPriceMultiplierBps),
+            i_feeChangeDelayBlocks
+        );
     }
 
     /// @notice Wei owed to `node` and not yet withdrawn: fees a node earned, or what is owed to a
@@ -435,8 +462,8 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// proof the model's verifier accepts, with the request's input followed by `output` as public
     /// instances, every output in the canonical signed field range. The consumer's callback gets
     /// exactly `callbackGasLimit` gas and its failure does not revert this call. A Zk error answer
-    /// carries no output (`UnprovenOutput`) and refunds the fee to the consumer instead of paying
-    /// the node.
+    /// carries no output (`UnprovenOutput`): the node keeps the base fee and the callback gas it
+    /// paid for, and the Zk premium (as configured at `requestedAtBlock`) goes back to the consumer.
     /// @param req The request exactly as committed.
     /// @param output Fixed-point output (empty when `err` is set).
     /// @param err Empty on success, otherwise a short reason of at most 256 bytes.
@@ -463,10 +490,14 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
 
         delete s_commitments[req.requestId];
         if (req.mode == MODE_ZK && err.length != 0) {
-            // An unproven failure earns nothing: the consumer gets its fee back (withdrawable),
-            // so a node gains nothing by answering "failed" instead of proving.
-            s_nodeBalances[req.consumer] += req.fee;
-            emit FeeRefunded(req.requestId, req.consumer, req.fee);
+            // An unproven failure earns no premium: the consumer gets it back (withdrawable), so a
+            // node gains nothing by answering "failed" instead of proving; the node keeps what
+            // covers the callback it still pays for.
+            uint256 premium = _feesAt(req.requestedAtBlock).zkPremium;
+            if (premium > req.fee) premium = req.fee;
+            s_nodeBalances[req.consumer] += premium;
+            s_nodeBalances[msg.sender] += req.fee - premium;
+            emit FeeRefunded(req.requestId, req.consumer, premium);
         } else {
             s_nodeBalances[msg.sender] += req.fee;
         }
@@ -537,9 +568,20 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         emit NodeSlashed(node, amount);
     }
 
-    function _fee(FeeConfig memory f, uint8 mode, uint32 callbackGasLimit) private pure returns (uint256 fee) {
-        fee = uint256(f.baseFee) + uint256(callbackGasLimit) * uint256(f.feePerCallbackGas);
+    function _fee(FeeConfig memory f, uint8 mode, uint32 callbackGasLimit) private view returns (uint256 fee) {
+        uint256 gasPrice = block.basefee > f.minGasPrice ? block.basefee : f.minGasPrice;
+        fee = uint256(f.baseFee) + (uint256(callbackGasLimit) * gasPrice * f.gasPriceMultiplierBps) / 10_000;
         if (mode != MODE_NONE) fee += f.zkPremium;
+    }
+
+    /// @dev The fee configuration that was in force at block `at`, for a request that may still be
+    /// answered (`at >= block.number - requestTimeoutBlocks()`): changes come into force more than
+    /// `requestTimeoutBlocks()` blocks apart (`setFeeConfig`), so it is the configuration in force
+    /// now or the one before it.
+    function _feesAt(uint64 at) private view returns (FeeConfig memory) {
+        uint64 from = s_pendingFeesFromBlock;
+        if (from != 0 && at >= from) return s_pendingFees;
+        return at >= s_feesFromBlock ? s_fees : s_previousFees;
     }
 
     function _currentFees() private view returns (FeeConfig memory) {
@@ -553,18 +595,21 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         uint64 from = s_pendingFeesFromBlock;
         if (from == 0 || block.number < from) return s_fees;
         FeeConfig memory f = s_pendingFees;
+        s_previousFees = s_fees;
         s_fees = f;
+        s_feesFromBlock = from;
         delete s_pendingFees;
         s_pendingFeesFromBlock = 0;
-        emit FeeConfigSet(f.baseFee, f.zkPremium, f.feePerCallbackGas);
+        emit FeeConfigSet(f.baseFee, f.zkPremium, f.minGasPrice, f.gasPriceMultiplierBps);
         return f;
     }
 
     function _checkFeeCaps(FeeConfig memory f) private view {
         if (f.baseFee > i_maxBaseFee) revert FeeAboveCap(0, f.baseFee, i_maxBaseFee);
         if (f.zkPremium > i_maxZkPremium) revert FeeAboveCap(1, f.zkPremium, i_maxZkPremium);
-        if (f.feePerCallbackGas > i_maxFeePerCallbackGas) {
-            revert FeeAboveCap(2, f.feePerCallbackGas, i_maxFeePerCallbackGas);
+        if (f.minGasPrice > i_maxMinGasPrice) revert FeeAboveCap(2, f.minGasPrice, i_maxMinGasPrice);
+        if (f.gasPriceMultiplierBps > i_maxGasPriceMultiplierBps) {
+            revert FeeAboveCap(3, f.gasPriceMultiplierBps, i_maxGasPriceMultiplierBps);
         }
     }
 

@@ -246,16 +246,18 @@ def test_node_stake_and_fee_withdrawal(chain: Chain) -> None:
     )
 
 
-def test_zk_error_answer_carries_no_output_and_refunds_the_consumer(chain: Chain) -> None:
+def test_zk_error_answer_carries_no_output_and_refunds_the_premium(chain: Chain) -> None:
     req = chain.request([1, 2], mode=1, model=ZK_MODEL)
     reverts_with("UnprovenOutput", lambda: chain.fulfill(req, [5], err=b"model failed"))
     node_before = chain.coord.contract.functions.nodeBalance(NODE.address).call()
+    premium = chain.coord.contract.functions.feeConfig().call()[1]
     receipt = chain.fulfill(req, [], err=b"model failed")
     refunds = chain.coord.contract.events.FeeRefunded().process_receipt(receipt, errors=DISCARD)
     assert [(e["args"]["requestId"], e["args"]["amount"]) for e in refunds] == [
-        (req.request_id, req.fee)
+        (req.request_id, premium)
     ]
     balance = chain.coord.contract.functions.nodeBalance
-    assert balance(chain.consumer.address).call() == req.fee
-    assert balance(NODE.address).call() == node_before  # no pay for an unproven failure
+    assert balance(chain.consumer.address).call() == premium
+    # No premium for an unproven failure; the base fee and the callback gas are the node's.
+    assert balance(NODE.address).call() == node_before + req.fee - premium
     assert chain.consumer.functions.getResult(req.request_id).call()[2] == b"model failed"

@@ -16,6 +16,7 @@ from web3.logs import DISCARD
 from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import ETHER, send
 from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY
+from oracle.errors import TransactionError
 from oracle.examples.dao import (
     DRAIN,
     GRANT,
@@ -173,10 +174,12 @@ def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) 
     assert dao.screening(routine)[0] == Screening.ERRORED
     (failed,) = event_args(dao, "ScreeningFailed", routine)
     assert failed["err"] == b"model failed" and failed["requestId"] == request_id
-    assert coordinator.functions.nodeBalance(dao.governor.address).call() == req.fee
+    # The Zk premium comes back (the node keeps the base fee and the callback gas).
+    premium = coordinator.functions.feeConfig().call()[1]
+    assert coordinator.functions.nodeBalance(dao.governor.address).call() == premium
     before = stack.w3.eth.get_balance(dao.governor.address)
     send(stack.w3, MEMBER, dao.governor.functions.reclaimRefunds())
-    assert stack.w3.eth.get_balance(dao.governor.address) - before == req.fee
+    assert stack.w3.eth.get_balance(dao.governor.address) - before == premium
 
     receipt = send(stack.w3, MEMBER, dao.governor.functions.rescreen(routine))
     asked = dao.governor.events.ScreeningRequested().process_receipt(receipt, errors=DISCARD)
@@ -236,6 +239,38 @@ def test_pending_screening_whose_callback_failed_can_be_rescreened(stack: Stack)
     again = int(asked[0]["args"]["requestId"])
     assert again != request_id and stack.coordinator.commitment(again) != b"\0" * 32
     assert try_send(stack.w3, MEMBER, rescreen).startswith("RescreenNotAllowed(")
+
+
+@pytest.mark.no_worker
+def test_proposal_spam_is_refused_and_spammers_pay_their_own_screening(stack: Stack) -> None:
+    """Governance spam: an address with no votes used to propose as often as it liked, each
+    screening paid from the DAO's budget (11 proposals spent it all and honest proposals
+    reverted). Now a proposer needs 1 % of the votes and pays its screening fee."""
+    dao = setup_dao(stack)
+    w3 = stack.w3
+    nobody: LocalAccount = Account.from_key(ANVIL_DEV_KEYS[4])
+    budget = w3.eth.get_balance(dao.governor.address)
+    fee = dao.screening_fee()
+    spam = dao.governor.functions.proposeWithFee([STRANGER], [0], [b""], "spam")
+    with pytest.raises(TransactionError, match="GovernorInsufficientProposerVotes"):
+        send(w3, nobody, spam, value=fee)
+    unpaid = dao.governor.functions.propose([STRANGER], [0], [b""], "unpaid")
+    assert try_send(w3, nobody, unpaid).startswith("GovernorInsufficientProposerVotes(")
+    # A holder above the threshold cannot make the DAO pay either.
+    assert try_send(w3, ATTACKER, unpaid) == f"ScreeningFeeRequired({fee}, 0)"
+    short = dao.governor.functions.proposeWithFee([STRANGER], [0], [b""], "underpaid")
+    with pytest.raises(TransactionError, match="ScreeningFeeRequired"):
+        send(w3, ATTACKER, short, value=fee - 1)
+    # Eleven paid proposals (with an overpayment each, sent back) leave the budget untouched.
+    for i in range(11):
+        fn = dao.governor.functions.proposeWithFee([STRANGER], [0], [b""], f"spam {i}")
+        before = w3.eth.get_balance(ATTACKER.address)
+        receipt = send(w3, ATTACKER, fn, value=2 * fee)
+        gas_cost = int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+        assert before - w3.eth.get_balance(ATTACKER.address) == fee + gas_cost
+    assert w3.eth.get_balance(dao.governor.address) == budget
+    routine, _ = dao.propose(OWNER, *GRANT_PROPOSAL)  # the honest proposal still goes through
+    assert dao.screening(routine)[0] == Screening.PENDING
 
 
 def test_governor_fits_the_contract_size_limit() -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pytest
 from eth_account import Account
+from web3 import Web3
+from web3.logs import DISCARD
 
-from oracle.chain.deploy import send
-from oracle.dev.keys import ANVIL_DEV_KEYS
+from oracle.chain.client import RequestStruct
+from oracle.chain.deploy import deploy, send
+from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY
 from oracle.errors import TransactionError
 from oracle.examples.defi import (
     AGE_BLOCKS,
@@ -36,7 +38,9 @@ from oracle.examples.defi import (
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
 from oracle.paths import ROOT
-from tests.support.models import EXAMPLE_CALIBRATION, load_script, onnx_variant
+from tests.support.chain import rpc
+from tests.support.contract import register_raw
+from tests.support.models import load_script
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -127,7 +131,10 @@ def test_loan_limits_follow_the_proved_risk_score(
     market.record_liquidation(RISKY)
     req = market.request_score(RISKY)
     features = np.array(req.inputs) / (1 << scale)
-    assert features[0] == 1.0 and features[1] == pytest.approx(limit / LENDER_DEPOSIT, abs=1e-3)
+    # Utilisation is time-weighted: the pool has been busy for only a few blocks of the window.
+    twap = c.utilisation().call(block_identifier=req.block) / WAD
+    assert features[0] == 1.0 and features[1] == pytest.approx(twap, abs=2 / (1 << scale))
+    assert 0 < features[1] < limit / LENDER_DEPOSIT / 2
     assert features[3] == pytest.approx(1 / 3, abs=1e-3) and features[2] < 0.05
     risky = scored(market, req, scale)
     assert risky.score > 0.6 and risky.max_ltv_bps == 0
@@ -155,41 +162,209 @@ def test_repayments_and_liquidations_feed_the_features(
     c = market.contract.functions
     market.fund(RISKY, collateral=COLLATERAL)
     market.deposit_collateral(RISKY, COLLATERAL)
-    first = int(c.getAccount(RISKY.address).call()[2])
+    deposited_at = int(c.getAccount(RISKY.address).call()[3])
     for _ in range(4):
         market.record_liquidation(RISKY)
     mine(stack.w3, 3 * AGE_BLOCKS)
     f = c.features(RISKY.address).call()
     assert f[2] == WAD and f[3] == WAD  # age and liquidations clipped to 1
-    assert tuple(c.getAccount(RISKY.address).call())[2:4] == (first, 4)
+    assert c.accountAge(RISKY.address).call() == stack.w3.eth.block_number - deposited_at
+    assert tuple(c.getAccount(RISKY.address).call())[5:7] == (4, 0)
     assert c.volatility().call() == 0  # no price history yet
     with pytest.raises(TransactionError, match="NotKeeper"):
         send(stack.w3, RISKY, c.pushPrice(WAD))
 
 
-def test_a_market_on_a_model_of_the_wrong_shape_cannot_ask_and_pays_nothing(
-    stack: Stack, tmp_path: Path
-) -> None:
-    """A market wired to a 4-input model sends 5 features: the Coordinator refuses the request
-    itself (InputLengthMismatch), so no fee leaves the borrower and nothing is stored. (An
-    error answer's refund is covered by test_zk's bad-input test.)"""
-    wrong = onboarding.onboard(
-        stack.db,
-        ArtifactStore(stack.settings.store.path),
-        stack.coordinator,
+# -- attacks on the market, answered by the test itself through a mock verifier -------------
+SCORE_SCALE = 13  # the mock model's input and output scales
+NODE = Account.from_key(NODE_KEY)
+LIQUIDITY = 10_000 * TOKEN
+GAS = 400_000  # anvil estimates at the latest block; the market may accrue in the next
+
+
+@pytest.fixture
+def mock_market(stack: Stack) -> Market:
+    """A market on a 5-in/1-out model whose 'proofs' a mock verifier accepts: the test plays
+    the node and answers with the score it chooses (the real model scores the features)."""
+    verifier, _ = deploy(stack.w3, OWNER, "MockVerifier")
+    onnx_hash = "0x" + Web3.keccak(text="mock risk model").hex().removeprefix("0x")
+    model, _ = register_raw(
+        stack.w3,
+        stack.coordinator.contract,
         OWNER,
-        onnx_variant(tmp_path / "four_inputs.onnx", "defi-error"),
-        EXAMPLE_CALIBRATION,
-        onboarding.SrsChoice(dev=True),
-        zk.CircuitParams(),
+        onnx_hash,
+        (5, 1, SCORE_SCALE, SCORE_SCALE),
+        verifier,
     )
-    market = Market.deploy(stack.w3, OWNER, stack.deployment.coordinator, wrong.model_id)
+    m = Market.deploy(stack.w3, OWNER, stack.deployment.coordinator, model)
+    m.fund(LENDER, debt=LENDER_DEPOSIT + LIQUIDITY)
+    m.deposit(LENDER, LENDER_DEPOSIT)
+    m.push_prices((2.00, 2.10, 1.95, 2.10, 1.95, 2.10, 1.95, 2.10))  # vol ~0.7
+    return m
+
+
+def inference_request(stack: Stack, receipt: Any) -> RequestStruct:
+    (ev,) = stack.coordinator.contract.events.InferenceRequested().process_receipt(
+        receipt, errors=DISCARD
+    )
+    a = ev["args"]
+    return RequestStruct(
+        int(a["requestId"]),
+        "0x" + bytes(a["modelId"]).hex(),
+        a["consumer"],
+        int(a["mode"]),
+        int(a["callbackGasLimit"]),
+        int(ev["blockNumber"]),
+        int(a["fee"]),
+        tuple(int(v) for v in a["input"]),
+    )
+
+
+def ask(stack: Stack, market: Market, borrower: Any) -> RequestStruct:
+    fee = int(market.contract.functions.quoteFee().call())
+    receipt = send(stack.w3, borrower, market.contract.functions.requestRiskScore(), value=fee)
+    return inference_request(stack, receipt)
+
+
+def answer(stack: Stack, req: RequestStruct, score: float | None) -> Any:
+    """Fulfil as the node: ``score`` (None: an error answer) with a 'proof' the mock accepts."""
+    output = [] if score is None else [round(score * (1 << SCORE_SCALE))]
+    err = b"bad input" if score is None else b""
+    fn = stack.coordinator.contract.functions.fulfill(req.as_tuple(), output, err, b"\x01")
+    return send(stack.w3, NODE, fn, gas=1_000_000)
+
+
+def model_score(features_wad: Sequence[int]) -> float:
+    """The shipped risk model (onnxruntime) on the contract's own features."""
+    inputs = [(int(f) << SCORE_SCALE) // WAD for f in features_wad]
+    return reference_score(inputs, SCORE_SCALE)
+
+
+@pytest.mark.no_worker
+def test_feature_games_no_longer_improve_the_score(stack: Stack, mock_market: Market) -> None:
+    """Dust deposited early, ten dust borrow/repay loops and liquidity parked in the scoring
+    block used to move a score from 0.63 (0 % LTV) to 0.12 (75 % LTV)."""
+    market, w3 = mock_market, stack.w3
+    c = market.contract.functions
+    # A busy pool: another borrower takes 95 % of the liquidity for a whole window.
+    market.fund(CAREFUL, collateral=10 * COLLATERAL)
+    market.deposit_collateral(CAREFUL, 10 * COLLATERAL)
+    answer(stack, ask(stack, market, CAREFUL), 0.1)
+    send(w3, CAREFUL, c.borrow(LENDER_DEPOSIT * 95 // 100), gas=GAS)
+    # Game 1: the attacker deposits 1 wei of collateral early, then waits.
+    market.fund(RISKY, collateral=COLLATERAL + 1, debt=TOKEN)
+    market.deposit_collateral(RISKY, 1)
+    mine(w3, AGE_BLOCKS)
+    market.deposit_collateral(RISKY, COLLATERAL)
+    deposited_at = w3.eth.block_number
+    honest = c.features(RISKY.address).call()
+    honest_score = model_score(honest)
+    assert honest_score > 0.6 and c.maxLtvFor(int(honest_score * WAD)).call() == 0
+    # Game 2: ten borrow(1)/repay(1) loops (a first score lets the attacker borrow at all).
+    answer(stack, ask(stack, market, RISKY), 0.1)
+    for _ in range(10):
+        send(w3, RISKY, c.borrow(1), gas=GAS)
+        send(w3, RISKY, c.repay(1), gas=GAS)
+    # Game 3: park liquidity, ask for the score and take it back, all in one block.
+    rpc(w3, "evm_setAutomine", [False])
+    try:
+        hashes = [
+            _send_raw(w3, LENDER, c.deposit(LIQUIDITY)),
+            _send_raw(w3, RISKY, c.requestRiskScore(), int(c.quoteFee().call())),
+            _send_raw(w3, LENDER, c.withdraw(LIQUIDITY)),
+        ]
+        rpc(w3, "evm_mine")
+    finally:
+        rpc(w3, "evm_setAutomine", [True])
+    receipts = [w3.eth.get_transaction_receipt(h) for h in hashes]
+    assert all(r["status"] == 1 for r in receipts)
+    assert len({r["blockNumber"] for r in receipts}) == 1
+    (ev,) = market.contract.events.RiskScoreRequested().process_receipt(receipts[1], errors=DISCARD)
+    gamed = [(int(v) * WAD) >> SCORE_SCALE for v in ev["args"]["features"]]
+    gamed_score = model_score(gamed)
+    # The old market: age 1.0, repayments 1.0, utilisation 0.02 -> 0.12 (75 % LTV).
+    # Only the real collateral's own age (the dust's 1000 blocks add nothing), no repayment.
+    held = int(receipts[1]["blockNumber"]) - deposited_at
+    assert gamed[2] == pytest.approx(held * WAD // AGE_BLOCKS, abs=WAD // 1000) and gamed[4] == 0
+    assert gamed[1] == pytest.approx(honest[1], rel=0.05)  # utilisation as before
+    assert gamed_score >= honest_score - 0.01
+    assert c.maxLtvFor(int(gamed_score * WAD)).call() == 0
+
+
+def _send_raw(w3: Web3, account: Any, fn: Any, value: int = 0) -> Any:
+    tx = fn.build_transaction(
+        {
+            "from": account.address,
+            "value": value,
+            "gas": 1_000_000,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        }
+    )
+    return w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+
+
+@pytest.mark.no_worker
+def test_scores_age_from_the_request_and_late_or_stale_answers_are_ignored(
+    stack: Stack, mock_market: Market
+) -> None:
+    """A score used to count from its callback block (a slow answer lived longer than the
+    features it scored), a late answer to an older request overwrote a newer score, and a
+    liquidation left the old score usable."""
+    market, w3 = mock_market, stack.w3
+    c = market.contract.functions
     market.fund(CAREFUL, collateral=COLLATERAL)
     market.deposit_collateral(CAREFUL, COLLATERAL)
-    before = stack.w3.eth.get_balance(CAREFUL.address)
-    with pytest.raises(TransactionError, match="InputLengthMismatch"):
-        market.request_score(CAREFUL)
-    assert stack.w3.eth.get_balance(CAREFUL.address) == before  # refused before sending
-    c = market.contract.functions
-    assert tuple(c.getScore(CAREFUL.address).call())[3] is False  # nothing stored
+    old = ask(stack, market, CAREFUL)  # the stack answers within 5 blocks: no mining here
+    new = ask(stack, market, CAREFUL)  # supersedes `old`
+    score_block = answer(stack, new, 0.1)["blockNumber"]
+    score = c.getScore(CAREFUL.address).call()
+    assert score[1] == new.requested_at_block  # the request block, not the callback block
+    assert score[2] == 7500
+    receipt = answer(stack, old, 0.9)  # late, for the older request
+    ignored = market.contract.events.StaleRiskScoreIgnored().process_receipt(
+        receipt, errors=DISCARD
+    )
+    assert [e["args"]["requestId"] for e in ignored] == [old.request_id]
+    assert c.getScore(CAREFUL.address).call()[2] == 7500  # the old market stored 0 % here
+    # Expiry counts from the request block.
+    mine(w3, new.requested_at_block + MAX_SCORE_AGE + 1 - w3.eth.block_number)
+    assert w3.eth.block_number <= int(score_block) + MAX_SCORE_AGE  # fresh by callback age
+    assert market.try_borrow(CAREFUL, TOKEN).error == "ScoreExpired"
+    # A liquidation clears the score, and a request made before it cannot bring it back.
+    fresh = ask(stack, market, CAREFUL)
+    answer(stack, fresh, 0.1)
+    assert market.try_borrow(CAREFUL, TOKEN).ok
+    pending = ask(stack, market, CAREFUL)
+    market.record_liquidation(CAREFUL)
     assert market.try_borrow(CAREFUL, TOKEN).error == "ScoreMissing"
+    answer(stack, pending, 0.1)
+    assert tuple(c.getScore(CAREFUL.address).call())[3] is False
+
+
+@pytest.mark.no_worker
+def test_refunds_go_to_the_borrower_who_paid(stack: Stack, mock_market: Market) -> None:
+    """The Coordinator's refund of an error answer used to be the market owner's to take.
+    (The Coordinator refuses a wrong input length at request time, so the node's error answer
+    is played here by the test.)"""
+    market = mock_market
+    c = market.contract.functions
+    market.fund(CAREFUL, collateral=COLLATERAL)
+    market.deposit_collateral(CAREFUL, COLLATERAL)
+    fee = int(c.quoteFee().call())
+    receipt = send(stack.w3, CAREFUL, c.requestRiskScore(), value=fee + 123)  # overpays
+    req = inference_request(stack, receipt)
+    answer(stack, req, None)
+    # An error answer stores no score.
+    assert tuple(c.getScore(CAREFUL.address).call())[3] is False
+    assert c.pendingBorrower(req.request_id).call() == ZERO_ADDRESS
+    assert market.try_borrow(CAREFUL, TOKEN).error == "ScoreMissing"
+    premium = int(stack.coordinator.contract.functions.feeConfig().call()[1])
+    assert c.refundOf(CAREFUL.address).call() == premium + 123
+    with pytest.raises(TransactionError, match="NothingToWithdraw"):
+        send(stack.w3, OWNER, c.withdrawRefund())
+    before = stack.w3.eth.get_balance(CAREFUL.address)
+    receipt = market.withdraw_refund(CAREFUL)
+    spent = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert stack.w3.eth.get_balance(CAREFUL.address) == before + premium + 123 - spent
+    assert c.refundOf(CAREFUL.address).call() == 0

@@ -38,6 +38,7 @@ from tests.support.contract import (
     ZK_MODEL_ONNX,
     Chain,
     artifact_code_hash,
+    deployed_chain,
     register_raw,
     reverts_with,
 )
@@ -368,9 +369,9 @@ def test_a_fee_raise_does_not_reach_requests_in_flight(chain: Chain) -> None:
     old = coord.feeConfig().call()
     reverts_with(
         "FeeAboveCap",
-        lambda: send(chain.w3, OWNER, coord.setFeeConfig((caps[0] + 1, old[1], old[2]))),
+        lambda: send(chain.w3, OWNER, coord.setFeeConfig((caps[0] + 1, *old[1:]))),
     )
-    raised = (caps[0], old[1], old[2])
+    raised = (caps[0], *old[1:])
     model = bytes.fromhex(MODEL[2:])
     old_fee = chain.coord.quote_fee(MODEL, 0, 200_000)
     # The owner front-runs a request with a raise, in the same block (the raise first).
@@ -459,6 +460,82 @@ def test_overpayment_is_credited_back_not_kept_as_fee(chain: Chain) -> None:
     send(chain.w3, OWNER, withdraw(OUTSIDER.address))
     assert chain.w3.eth.get_balance(OUTSIDER.address) == before + paid - fee
     assert coord.nodeBalance(chain.consumer.address).call() == 0
+
+
+# -- 7. who pays for an error answer ------------------------------------------------------------
+@pytest.mark.faults
+def test_a_zk_error_answer_pays_the_nodes_callback_gas_and_refunds_only_the_premium(
+    tmp_path: Path,
+) -> None:
+    """Bad input costs the node: a Zk request the model cannot answer used to refund the whole
+    fee to the consumer while the node paid the callback's gas. Now the node keeps the base fee
+    and the callback gas; only the Zk premium in force at the request goes back, even when the
+    premium changed between the request and the answer."""
+    with deployed_chain(tmp_path, fee_change_delay_blocks=1) as ch:
+        coord = ch.coord.contract.functions
+        base, premium, min_gas_price, multiplier = coord.feeConfig().call()
+        mine(ch.w3, TIMEOUT_BLOCKS + 1)  # changes come into force > TIMEOUT_BLOCKS apart
+        req = ch.request([3, -7], mode=1, model=ZK_MODEL)
+        assert req.fee == base + premium + 200_000 * min_gas_price * multiplier // 10_000
+        # The owner doubles the premium while the request is in flight.
+        send(ch.w3, OWNER, coord.setFeeConfig((base, 2 * premium, min_gas_price, multiplier)))
+        _, effective = coord.pendingFeeConfig().call()
+        mine(ch.w3, effective - ch.w3.eth.block_number)
+        later = ch.request([3, -7], mode=1, model=ZK_MODEL)  # priced (and applied) with the raise
+        assert later.fee == req.fee + premium
+        assert ch.w3.eth.block_number < req.requested_at_block + TIMEOUT_BLOCKS
+        node_before = coord.nodeBalance(NODE.address).call()
+        receipt = ch.fulfill(req, [], err=b"input out of the model's range")
+        refunded = ch.coord.contract.events.FeeRefunded().process_receipt(receipt, errors=DISCARD)
+        # The old Coordinator refunded req.fee here and the node earned nothing.
+        assert [e["args"]["amount"] for e in refunded] == [premium]
+        assert coord.nodeBalance(ch.consumer.address).call() == premium
+        earned = coord.nodeBalance(NODE.address).call() - node_before
+        assert earned == req.fee - premium
+        assert earned >= int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+        # A request made under the new configuration refunds the new premium.
+        receipt = ch.fulfill(later, [], err=b"failed")
+        refunded = ch.coord.contract.events.FeeRefunded().process_receipt(receipt, errors=DISCARD)
+        assert [e["args"]["amount"] for e in refunded] == [2 * premium]
+
+
+def test_callback_gas_is_priced_from_the_base_fee(chain: Chain) -> None:
+    """The callback gas used to cost a fixed 1 gwei whatever the chain's gas price: with a base
+    fee of 50 gwei a node lost money on every callback. Now it is priced at the block's base fee
+    (never below the configured floor) times the multiplier."""
+    coord = chain.coord.contract.functions
+    base, _, min_gas_price, multiplier = coord.feeConfig().call()
+    basefee = 50 * 10**9
+    assert basefee > min_gas_price
+    normal = int(chain.w3.eth.get_block("pending")["baseFeePerGas"])
+    try:
+        rpc(chain.w3, "anvil_setNextBlockBaseFeePerGas", [hex(basefee)])
+        model = bytes.fromhex(MODEL[2:])
+        fn = chain.consumer.functions.requestPrediction(model, [1, 2], 0, 200_000)
+        tx = fn.build_transaction(
+            {
+                "from": USER.address,
+                "value": ETHER // 10,  # the excess is credited back
+                "gas": 500_000,
+                "maxPriorityFeePerGas": 1,
+                "maxFeePerGas": 10**11,
+                "nonce": chain.w3.eth.get_transaction_count(USER.address, "pending"),
+                "chainId": chain.w3.eth.chain_id,
+            }
+        )
+        tx_hash = chain.w3.eth.send_raw_transaction(USER.sign_transaction(tx).raw_transaction)
+        receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash)
+        assert receipt["status"] == 1
+        assert chain.w3.eth.get_block(receipt["blockNumber"])["baseFeePerGas"] == basefee
+        ev = chain.coord.contract.events.InferenceRequested().process_receipt(
+            receipt, errors=DISCARD
+        )
+        assert ev[0]["args"]["fee"] == base + 200_000 * basefee * multiplier // 10_000
+    finally:  # anvil keeps its base fee across snapshots: put it back for the next tests
+        rpc(chain.w3, "anvil_setNextBlockBaseFeePerGas", [hex(normal)])
+        rpc(chain.w3, "evm_mine")
+    # A quote at a low base fee uses the floor.
+    assert chain.coord.quote_fee(MODEL, 0, 200_000) >= base + 200_000 * min_gas_price
 
 
 def test_fee_caps_are_checked_at_construction(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def reverts_with(name: str, fn: Any) -> None:
 
 
 @contextmanager
-def deployed_chain(tmp: Path) -> Iterator[Chain]:
+def deployed_chain(tmp: Path, fee_change_delay_blocks: int = 100) -> Iterator[Chain]:
     """anvil with the Coordinator (short timeout, inputs up to 16), the example consumer,
     one staked node, a plain model and a Zk model on a mock verifier."""
     node = Anvil(tmp / "anvil.log")
@@ -138,7 +138,11 @@ def deployed_chain(tmp: Path) -> Iterator[Chain]:
             w3,
             OWNER,
             node.url,
-            CoordinatorParams(request_timeout_blocks=TIMEOUT_BLOCKS, max_input_length=16),
+            CoordinatorParams(
+                request_timeout_blocks=TIMEOUT_BLOCKS,
+                max_input_length=16,
+                fee_change_delay_blocks=fee_change_delay_blocks,
+            ),
         )
         coord = CoordinatorClient(w3, dep.coordinator)
         register_node(w3, NODE, dep.coordinator, ETHER)

@@ -19,7 +19,9 @@ import {ICoordinator} from "../../interfaces/ICoordinator.sol";
 /// @title ScreenedGovernor
 /// @notice A Governor (timelocked, token-voting) in which every new proposal is screened by a
 /// model through the oracle in Zk mode. A proposal cannot be queued or executed until its
-/// screening passed; a proposal the model puts in the "block" class can never be.
+/// screening passed; a proposal the model puts in the "block" class can never be. The proposer
+/// pays the screening fee (`proposeWithFee`) and must hold the proposal threshold of votes, so
+/// proposals cannot be spammed at the DAO's expense.
 /// @dev Features (see models/governance/MODEL_CARD.md), computed from the proposal itself:
 /// share of the treasury (the timelock's ETH) moved, share of calls to targets the DAO has
 /// never executed a call to, number of calls / 10, the proposer's share of the votes, and
@@ -60,6 +62,8 @@ contract ScreenedGovernor is
     uint8 private constant BLOCK_CLASS = 2;
 
     bytes32 private immutable i_screeningModel;
+    /// @dev What is left of the proposer's `msg.value` while `proposeWithFee` runs.
+    uint256 private transient t_paid;
     mapping(uint256 proposalId => ScreeningRecord) private s_screenings;
     mapping(uint256 requestId => uint256 proposalId) private s_requestProposal;
     mapping(address target => bool) private s_knownTargets;
@@ -70,6 +74,10 @@ contract ScreenedGovernor is
     error ProposalBlocked(uint256 proposalId);
     /// @notice The governor's ETH balance does not cover the oracle fee.
     error InsufficientScreeningFunds(uint256 fee, uint256 balance);
+    /// @notice A proposal must pay its screening fee: use `proposeWithFee` with at least `fee`.
+    error ScreeningFeeRequired(uint256 fee, uint256 paid);
+    /// @notice The excess of a proposer's payment could not be sent back.
+    error RefundFailed(address to, uint256 amount);
     /// @notice Only a proposal whose screening came back with an error, or whose pending request
     /// the Coordinator no longer holds (its callback failed, or it was cancelled), may be screened again.
     error RescreenNotAllowed(uint256 proposalId, Screening status);
@@ -94,15 +102,17 @@ contract ScreenedGovernor is
     /// @param coordinator_ The oracle Coordinator.
     /// @param screeningModel The registered (Zk-capable) screening model's id.
     /// @param knownTargets Addresses the DAO already deals with (not counted as new targets).
+    /// @param proposalThreshold_ Votes a proposer must hold (e.g. 1 % of the supply).
     constructor(
         IVotes token_,
         TimelockController timelock_,
         address coordinator_,
         bytes32 screeningModel,
-        address[] memory knownTargets
+        address[] memory knownTargets,
+        uint256 proposalThreshold_
     )
         Governor("ScreenedGovernor")
-        GovernorSettings(1, 20, 0)
+        GovernorSettings(1, 20, proposalThreshold_)
         GovernorVotes(token_)
         GovernorVotesQuorumFraction(4)
         GovernorTimelockControl(timelock_)
@@ -123,6 +133,26 @@ contract ScreenedGovernor is
     /// @notice Accept ETH: the oracle fees are paid from this balance (and refunds land here).
     receive() external payable override(Governor, InferenceConsumer) {}
 
+    /// @notice Make a proposal and pay its screening fee (`Coordinator.quoteFee` for the screening
+    /// model, Zk mode, 500k callback gas) with `msg.value`; the excess is sent back. `propose`
+    /// itself cannot pay and reverts with `ScreeningFeeRequired` (unless the fee is zero).
+    /// @return proposalId The new proposal.
+    function proposeWithFee(
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        string memory description
+    ) external payable returns (uint256 proposalId) {
+        t_paid = msg.value;
+        proposalId = propose(targets, values, calldatas, description);
+        uint256 excess = t_paid;
+        t_paid = 0;
+        if (excess != 0) {
+            (bool ok,) = msg.sender.call{value: excess}("");
+            if (!ok) revert RefundFailed(msg.sender, excess);
+        }
+    }
+
     /// @notice Ask for a new screening of a proposal whose last screening came back with an error,
     /// or is still Pending although the Coordinator no longer holds its request (answered with a
     /// failed callback, or cancelled): such a proposal would otherwise be stuck forever.
@@ -134,7 +164,7 @@ contract ScreenedGovernor is
         bool lost = status == Screening.Pending
             && Coordinator(payable(coordinator())).requestCommitment(r.requestId) == bytes32(0);
         if (status != Screening.Errored && !lost) revert RescreenNotAllowed(proposalId, status);
-        return _requestScreening(proposalId);
+        return _requestScreening(proposalId, false);
     }
 
     /// @notice Cancel a screening request the oracle left unanswered past its deadline: the fee
@@ -193,7 +223,7 @@ contract ScreenedGovernor is
     ) internal override returns (uint256 proposalId) {
         proposalId = super._propose(targets, values, calldatas, description, proposer);
         s_screenings[proposalId].features = _features(targets, values, proposer);
-        _requestScreening(proposalId);
+        _requestScreening(proposalId, true);
     }
 
     function _features(address[] memory targets, uint256[] memory values, address proposer)
@@ -225,7 +255,8 @@ contract ScreenedGovernor is
         return uint64(x > WAD ? WAD : x);
     }
 
-    function _requestScreening(uint256 proposalId) private returns (uint256 requestId) {
+    /// @dev `byProposer`: the fee comes out of what `proposeWithFee` was paid, not the DAO's balance.
+    function _requestScreening(uint256 proposalId, bool byProposer) private returns (uint256 requestId) {
         ScreeningRecord storage r = s_screenings[proposalId];
         Coordinator c = Coordinator(payable(coordinator()));
         uint8 scale = c.getModel(i_screeningModel).inputScale;
@@ -234,7 +265,13 @@ contract ScreenedGovernor is
             input[i] = int256((uint256(r.features[i]) << scale) / WAD);
         }
         uint256 fee = c.quoteFee(i_screeningModel, ZK_MODE, CALLBACK_GAS);
-        if (address(this).balance < fee) revert InsufficientScreeningFunds(fee, address(this).balance);
+        if (byProposer) {
+            uint256 paid = t_paid;
+            if (paid < fee) revert ScreeningFeeRequired(fee, paid);
+            t_paid = paid - fee;
+        } else if (address(this).balance < fee) {
+            revert InsufficientScreeningFunds(fee, address(this).balance);
+        }
         r.status = Screening.Pending;
         requestId = _requestInference(i_screeningModel, input, ZK_MODE, CALLBACK_GAS, fee);
         r.requestId = uint64(requestId);
