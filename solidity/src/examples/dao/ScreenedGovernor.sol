@@ -137,6 +137,9 @@ contract ScreenedGovernor is
     /// model, Zk mode, 500k callback gas) with `msg.value`; the excess is sent back. `propose`
     /// itself cannot pay and reverts with `ScreeningFeeRequired` (unless the fee is zero).
     /// @return proposalId The new proposal.
+    // `propose` calls only the immutable Coordinator (to request the screening), which never
+    // calls back into this governor while taking a request.
+    // slither-disable-next-line reentrancy-eth
     function proposeWithFee(
         address[] memory targets,
         uint256[] memory values,
@@ -148,6 +151,8 @@ contract ScreenedGovernor is
         uint256 excess = t_paid;
         t_paid = 0;
         if (excess != 0) {
+            // The excess of the caller's own payment goes back to the caller.
+            // slither-disable-next-line arbitrary-send-eth
             (bool ok,) = msg.sender.call{value: excess}("");
             if (!ok) revert RefundFailed(msg.sender, excess);
         }
@@ -174,8 +179,8 @@ contract ScreenedGovernor is
         uint256 proposalId = s_requestProposal[req.requestId];
         Screening status = s_screenings[proposalId].status;
         if (proposalId == 0 || status != Screening.Pending) revert NoPendingScreening(req.requestId);
+        s_screenings[proposalId].status = Screening.Errored; // effects before the call
         _cancelInference(req); // the Coordinator checks the commitment and the deadline
-        s_screenings[proposalId].status = Screening.Errored;
         emit ScreeningFailed(proposalId, req.requestId, "request expired");
     }
 
@@ -226,15 +231,17 @@ contract ScreenedGovernor is
         _requestScreening(proposalId, true);
     }
 
+    // `balance == 0` only guards the division (an empty treasury: any value moved is all of it).
+    // slither-disable-next-line incorrect-equality
     function _features(address[] memory targets, uint256[] memory values, address proposer)
         private
         view
         returns (uint64[5] memory f)
     {
         address treasury = _executor();
-        uint256 moved;
-        uint256 fresh;
-        bool selfCall;
+        uint256 moved = 0;
+        uint256 fresh = 0;
+        bool selfCall = false;
         for (uint256 i = 0; i < targets.length; ++i) {
             moved += values[i];
             if (!s_knownTargets[targets[i]]) ++fresh;
@@ -256,6 +263,9 @@ contract ScreenedGovernor is
     }
 
     /// @dev `byProposer`: the fee comes out of what `proposeWithFee` was paid, not the DAO's balance.
+    // The only external call is to the immutable Coordinator, which never calls back while
+    // taking a request; the writes after it need the request id it returns.
+    // slither-disable-next-line reentrancy-eth
     function _requestScreening(uint256 proposalId, bool byProposer) private returns (uint256 requestId) {
         ScreeningRecord storage r = s_screenings[proposalId];
         Coordinator c = Coordinator(payable(coordinator()));

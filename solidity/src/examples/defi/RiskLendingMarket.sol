@@ -399,7 +399,7 @@ contract RiskLendingMarket is InferenceConsumer, Ownable, ReentrancyGuard {
     function volatility() public view returns (uint256) {
         uint256 n = s_priceHistory.length;
         if (n < 2) return 0;
-        uint256 sum;
+        uint256 sum = 0;
         for (uint256 i = 1; i < n; ++i) {
             uint256 prev = s_priceHistory[i - 1];
             uint256 cur = s_priceHistory[i];
@@ -413,6 +413,8 @@ contract RiskLendingMarket is InferenceConsumer, Ownable, ReentrancyGuard {
     /// last `UTILISATION_WINDOW` blocks when the pool did not change in them, otherwise from a
     /// checkpoint 100 to 300 blocks back (fewer in a young market). Changes made in the current
     /// block do not count, so nothing done within one transaction moves the feature.
+    // `elapsed == 0` only guards the division (the deployment block); block numbers, not balances.
+    // slither-disable-next-line incorrect-equality
     function utilisation() public view returns (uint256) {
         uint256 spot = spotUtilisation();
         uint256 last = s_utilUpdatedAt;
@@ -539,6 +541,8 @@ contract RiskLendingMarket is InferenceConsumer, Ownable, ReentrancyGuard {
     /// this block's change), and move the checkpoints once a window has passed. The older
     /// checkpoint is at most `UTILISATION_WINDOW` blocks back when the utilisation was constant
     /// since then (its running sum is known for every such block), else the previous newer one.
+    // `now_ == last`: already accrued in this block (block numbers, not balances).
+    // slither-disable-next-line incorrect-equality
     function _accrueUtilisation() private {
         uint64 now_ = uint64(block.number);
         uint64 last = s_utilUpdatedAt;
