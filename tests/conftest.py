@@ -61,7 +61,14 @@ def stack(
     """Contracts on anvil, the schema migrated, the example model registered, a worker up
     (none for a test marked ``no_worker``: it answers no request through the node)."""
     worker = request.node.get_closest_marker("no_worker") is None
-    with started_stack(tmp_path, db_url, redis_server.url(0), worker=worker) as s:
+    timeout = request.node.get_closest_marker("request_timeout_blocks")
+    with started_stack(
+        tmp_path,
+        db_url,
+        redis_server.url(0),
+        worker=worker,
+        **({"request_timeout_blocks": int(timeout.args[0])} if timeout else {}),
+    ) as s:
         yield s
 
 

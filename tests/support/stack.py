@@ -117,7 +117,13 @@ class Stack:
 
 
 @contextmanager
-def started_stack(tmp: Path, db_url: str, redis_url: str, worker: bool = True) -> Iterator[Stack]:
+def started_stack(
+    tmp: Path,
+    db_url: str,
+    redis_url: str,
+    worker: bool = True,
+    request_timeout_blocks: int = REQUEST_TIMEOUT_BLOCKS,
+) -> Iterator[Stack]:
     """A started :class:`Stack` in ``tmp``; everything it started is stopped after."""
     client = redis.Redis.from_url(redis_url)
     client.flushdb()  # the session's redis-server: no queue left over from another test
@@ -127,7 +133,7 @@ def started_stack(tmp: Path, db_url: str, redis_url: str, worker: bool = True) -
         block_time=None,
         db_url=db_url,
         redis_url=redis_url,
-        coordinator_params=CoordinatorParams(request_timeout_blocks=REQUEST_TIMEOUT_BLOCKS),
+        coordinator_params=CoordinatorParams(request_timeout_blocks=request_timeout_blocks),
         start_worker=worker,
         start_prover=False,
         start_node=False,
