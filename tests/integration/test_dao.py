@@ -40,7 +40,8 @@ from tests.support.chain import deploy_consumer
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+# Screenings expire after 5 blocks here, so the expiry paths can be walked quickly.
+pytestmark = [pytest.mark.integration, pytest.mark.request_timeout_blocks(5)]
 
 OWNER: LocalAccount = Account.from_key(ANVIL_DEV_KEYS[0])
 MEMBER: LocalAccount = Account.from_key(ANVIL_DEV_KEYS[2])

@@ -24,9 +24,6 @@ def confirmed(stack: Stack) -> int:
 
 
 @pytest.mark.faults
-# Every request and every answer mines a block (automine): the second batch alone spans six
-# blocks before the restarted node answers, past the test stack's usual 5-block deadline.
-@pytest.mark.request_timeout_blocks(50)
 def test_listener_killed_mid_stream_resumes_without_loss_or_duplicates(stack: Stack) -> None:
     node = start_node(stack, 1)
     try:

@@ -27,7 +27,9 @@ from tests.support import db as dbq
 from tests.support.models import EXAMPLE_MODEL
 from tests.support.wait import wait_for
 
-REQUEST_TIMEOUT_BLOCKS = 5
+# Requests live this many blocks: every request and answer mines one under automine, so a
+# burst needs room; a test about expiry asks for less with @pytest.mark.request_timeout_blocks.
+REQUEST_TIMEOUT_BLOCKS = 100
 POLL_INTERVAL_S = 0.05
 
 
