@@ -34,6 +34,8 @@ class CoordinatorParams:
     max_base_fee: int = 10**17
     max_zk_premium: int = 10**18
     max_fee_per_callback_gas: int = 10**11
+    # Blocks after a request during which only its assigned node may answer.
+    exclusive_window_blocks: int = 10
 
     def constructor_args(self) -> list[Any]:
         return [
@@ -45,6 +47,7 @@ class CoordinatorParams:
             self.unbonding_blocks,
             self.fee_change_delay_blocks,
             (self.max_base_fee, self.max_zk_premium, self.max_fee_per_callback_gas),
+            self.exclusive_window_blocks,
         ]
 
 
@@ -153,3 +156,16 @@ def register_node(w3: Web3, node: LocalAccount, coordinator: str, stake: int) ->
     registered = contract.functions.getNode(node.address).call()[1]
     if not registered:
         send(w3, node, contract.functions.registerNode(), value=stake)
+
+
+def serve_model(w3: Web3, node: LocalAccount, coordinator: str, model_id: str) -> bool:
+    """Declare that ``node`` serves ``model_id`` (it must be an active node); True if it
+    was not serving it already."""
+    contract = w3.eth.contract(
+        address=Web3.to_checksum_address(coordinator), abi=load_artifact("Coordinator").abi
+    )
+    model = bytes.fromhex(model_id.removeprefix("0x"))
+    if contract.functions.isServingModel(model, node.address).call():
+        return False
+    send(w3, node, contract.functions.serveModel(model))
+    return True

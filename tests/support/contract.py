@@ -17,7 +17,15 @@ from web3.logs import DISCARD
 
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, RequestStruct
-from oracle.chain.deploy import ETHER, CoordinatorParams, deploy, deploy_stack, register_node, send
+from oracle.chain.deploy import (
+    ETHER,
+    CoordinatorParams,
+    deploy,
+    deploy_stack,
+    register_node,
+    send,
+    serve_model,
+)
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
@@ -102,7 +110,7 @@ def reverts_with(name: str, fn: Any) -> None:
 @contextmanager
 def deployed_chain(tmp: Path) -> Iterator[Chain]:
     """anvil with the Coordinator (short timeout, inputs up to 16), the example consumer,
-    one staked node, a plain model and a Zk model on a mock verifier."""
+    one staked node serving a plain model and a Zk model on a mock verifier."""
     node = Anvil(tmp / "anvil.log")
     node.start()
     try:
@@ -130,6 +138,8 @@ def deployed_chain(tmp: Path) -> Iterator[Chain]:
                 bytes.fromhex(ZK_MODEL[2:]), 2, 1, 0, 0, verifier_address
             ),
         )
+        for model in (MODEL, ZK_MODEL):
+            serve_model(w3, NODE, dep.coordinator, model)
         ch = Chain(w3, coord, None, None)
         ch.consumer = ch.contract("ExampleConsumer", dep.example_consumer)
         ch.verifier = ch.contract("MockVerifier", verifier_address)
