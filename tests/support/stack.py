@@ -55,6 +55,7 @@ class Stack:
             16,
             16,
         )
+        local.serve(self.model_id)  # the node serves it (nodes started later see it served)
         self.extra_processes: list[OracleProcess] = []  # stopped with the stack
 
     @property
