@@ -66,6 +66,7 @@ class Redispatcher:
         self.proof_timeout_s = proof_timeout_s
         self.interval_s = interval_s
         self.chain = chain
+        self._timeout_blocks: int | None = None
         self._stop = threading.Event()
         self.log = log.bind(chain_id=chain_id, coordinator=coordinator)
 
@@ -133,8 +134,9 @@ class Redispatcher:
         return len(ids) + self._redispatch_stale_proofs()
 
     def take_over_due(self) -> int:
-        """Standby rows whose exclusive window is over by the next block: hand over those
-        still pending on chain, close the others. Returns how many were handed over."""
+        """Standby rows whose exclusive window is over at the head (the relayer simulates
+        there): hand over those still pending on chain, close the others (answered,
+        cancelled, or expired). Returns how many were handed over."""
         if self.chain is None:
             return 0
         with self.db.session() as s:
@@ -144,6 +146,7 @@ class Redispatcher:
                         InferenceRequest.id,
                         InferenceRequest.request_id,
                         InferenceRequest.exclusive_until_block,
+                        InferenceRequest.block_number,
                     ).where(
                         InferenceRequest.chain_id == self.chain_id,
                         InferenceRequest.coordinator == self.coordinator,
@@ -153,19 +156,22 @@ class Redispatcher:
             )
         if not standby:
             return 0
-        next_block = int(self.chain.w3.eth.block_number) + 1
+        head = int(self.chain.w3.eth.block_number)
+        if self._timeout_blocks is None:
+            self._timeout_blocks = int(self.chain.contract.functions.requestTimeoutBlocks().call())
         taken = 0
-        for row_id, request_id, until in standby:
-            if until is not None and until > next_block:
+        for row_id, request_id, until, requested_at in standby:
+            if until is not None and until > head:
                 continue
-            pending = self.chain.commitment(request_id) != bytes(32)
+            if head >= requested_at + self._timeout_blocks:
+                pending, reason = False, "expired inside its assigned node's window"
+            else:
+                pending = self.chain.commitment(request_id) != bytes(32)
+                reason = "not pending on chain: answered by its assigned node, or cancelled"
             values = (
                 {"status": RequestStatus.SEEN.value, "seen_at": utcnow()}
                 if pending
-                else {
-                    "status": RequestStatus.CANCELLED.value,
-                    "error": "not pending on chain: answered by its assigned node, or cancelled",
-                }
+                else {"status": RequestStatus.CANCELLED.value, "error": reason}
             )
             with self.db.session() as s:
                 moved = update_request_if(

@@ -35,6 +35,7 @@ MODEL = "0x" + "11" * 32
 ZK_MODEL = "0x" + "22" * 32
 OWNER, NODE, USER, OUTSIDER = (Account.from_key(k) for k in ANVIL_DEV_KEYS[:4])
 TIMEOUT_BLOCKS = 5
+EXCLUSIVE_WINDOW_BLOCKS = 2
 
 
 @dataclass
@@ -109,8 +110,9 @@ def reverts_with(name: str, fn: Any) -> None:
 
 @contextmanager
 def deployed_chain(tmp: Path) -> Iterator[Chain]:
-    """anvil with the Coordinator (short timeout, inputs up to 16), the example consumer,
-    one staked node serving a plain model and a Zk model on a mock verifier."""
+    """anvil with the Coordinator (short timeout and exclusive window, inputs up to 16), the
+    example consumer, one staked node serving a plain model and a Zk model on a mock
+    verifier."""
     node = Anvil(tmp / "anvil.log")
     node.start()
     try:
@@ -119,7 +121,11 @@ def deployed_chain(tmp: Path) -> Iterator[Chain]:
             w3,
             OWNER,
             node.url,
-            CoordinatorParams(request_timeout_blocks=TIMEOUT_BLOCKS, max_input_length=16),
+            CoordinatorParams(
+                request_timeout_blocks=TIMEOUT_BLOCKS,
+                max_input_length=16,
+                exclusive_window_blocks=EXCLUSIVE_WINDOW_BLOCKS,
+            ),
         )
         coord = CoordinatorClient(w3, dep.coordinator)
         register_node(w3, NODE, dep.coordinator, ETHER)

@@ -118,8 +118,15 @@ class Stack:
 
 
 @contextmanager
-def started_stack(tmp: Path, db_url: str, redis_url: str, worker: bool = True) -> Iterator[Stack]:
-    """A started :class:`Stack` in ``tmp``; everything it started is stopped after."""
+def started_stack(
+    tmp: Path,
+    db_url: str,
+    redis_url: str,
+    worker: bool = True,
+    params: CoordinatorParams | None = None,
+) -> Iterator[Stack]:
+    """A started :class:`Stack` in ``tmp`` (Coordinator ``params``: a short request timeout
+    by default); everything it started is stopped after."""
     client = redis.Redis.from_url(redis_url)
     client.flushdb()  # the session's redis-server: no queue left over from another test
     client.close()
@@ -128,7 +135,8 @@ def started_stack(tmp: Path, db_url: str, redis_url: str, worker: bool = True) -
         block_time=None,
         db_url=db_url,
         redis_url=redis_url,
-        coordinator_params=CoordinatorParams(request_timeout_blocks=REQUEST_TIMEOUT_BLOCKS),
+        coordinator_params=params
+        or CoordinatorParams(request_timeout_blocks=REQUEST_TIMEOUT_BLOCKS),
         start_worker=worker,
         start_prover=False,
         start_node=False,
