@@ -176,8 +176,10 @@ class SecondNode:
         self.db.upgrade()
         # It holds the same model file (the shared artifact store) and knows its record.
         with stack.db.session() as s:
-            record = s.scalars(select(ModelRecord)).one()
-            s.expunge(record)
+            held = s.scalars(select(ModelRecord)).one()
+            record = ModelRecord(
+                **{c.key: getattr(held, c.key) for c in ModelRecord.__table__.columns}
+            )
         upsert_model_record(self.db, record)
         register_node(stack.w3, SECOND, stack.deployment.coordinator, ETHER)
         ready = tmp / "worker.ready"
