@@ -20,6 +20,7 @@ from oracle.types import RequestStatus
 from tests.support.chain import fulfilled_events
 from tests.support.checks import answered_exactly_once
 from tests.support.models import onnx_variant
+from tests.support.node import new_node
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
 
@@ -79,10 +80,21 @@ def test_malformed_requests_get_error_callbacks_and_the_node_keeps_serving(
 
 
 def test_a_served_model_the_node_does_not_hold_is_left_unserved_not_answered(
-    stack: Stack, running_node: Any, tmp_path: Path
+    stack: Stack, tmp_path: Path
 ) -> None:
     unserved = unserved_model(stack, tmp_path)
-    stack.local.serve(unserved)  # declared, but the file is not in this node's store
+    # Declared with the node's key before the node runs (its relayer owns the nonces then),
+    # but the file is not in this node's store.
+    stack.local.serve(unserved)
+    node = new_node(stack.settings)
+    node.start()
+    try:
+        check_unserved(stack, unserved)
+    finally:
+        node.stop()
+
+
+def check_unserved(stack: Stack, unserved: str) -> None:
     request_id = stack.request(GOOD, model_id=unserved)
     wait_for(
         lambda: stack.row_status(request_id) == RequestStatus.UNSERVED.value, what="unserved row"
