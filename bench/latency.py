@@ -71,6 +71,7 @@ def main() -> None:
         model_id, _ = register_model(
             db, ArtifactStore(settings.store.path), coordinator, stack.owner, MODEL, 16, 16
         )
+        stack.serve(model_id)
         requester = Requester.from_settings(settings)
         sent: list[tuple[int, int]] = []
         for _ in range(args.requests):

@@ -42,6 +42,8 @@ class RequestStatus(enum.StrEnum):
     ABANDONED = "abandoned"  # the node gave up: no answer of ours will land
     REORGED = "reorged"
     CANCELLED = "cancelled"
+    STANDBY = "standby"  # assigned to another node, inside its exclusive window: not ours yet
+    UNSERVED = "unserved"  # this node does not hold the model: left to a node that does
 
 
 class HealthCode(enum.StrEnum):

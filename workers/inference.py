@@ -3,6 +3,8 @@
 Idempotent: a row is claimed with a conditional update, so a redelivered task (worker
 killed, broker restarted) never produces a second result. Each claim counts an attempt;
 past ``worker.max_attempts`` the request is answered with an error instead of looping.
+A model this node does not hold (no record, file missing or unloadable) is never answered
+with an error: the row is left ``unserved`` for a node that holds it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ CLAIMABLE = (RequestStatus.SEEN.value, RequestStatus.QUEUED.value)
 @dataclass(frozen=True)
 class Outcome:
     row_id: int
-    status: str  # "inferred", "proving" (Zk: handed to the prover), "error" or "skipped"
+    status: str  # "inferred", "proving" (Zk: handed to the prover), "error", "unserved"
+    # or "skipped"
     output: list[int] | None = None
     error: str | None = None
 
@@ -88,9 +91,9 @@ class InferenceService:
             return self._finish(row_id, None, reason, 0.0)
         crash_point("worker.inference")  # fault drills: a model that kills its process
         started = time.perf_counter()
+        if record is None:
+            return self._unserved(row_id, "unknown model: not held by this node", bound)
         try:
-            if record is None:
-                raise InputError("unknown model: not served by this node")
             values = [int(v) for v in row.input]
             validate_input(values, record, self.settings.worker.max_abs_input_bits)
             # The file is found and checked by its ONNX hash (never by the model id).
@@ -115,10 +118,7 @@ class InferenceService:
             bound.info("inference.rejected", reason=str(exc))
             return self._finish(row_id, None, str(exc), time.perf_counter() - started)
         except ModelError as exc:
-            bound.error("inference.model_unavailable", reason=str(exc))
-            return self._finish(
-                row_id, None, "model failed: model unavailable", time.perf_counter() - started
-            )
+            return self._unserved(row_id, f"model unavailable: {exc}", bound)
         except InferenceError as exc:
             bound.error("inference.failed", reason=str(exc))
             reason = str(exc) if str(exc).startswith("model failed") else "model failed"
@@ -129,6 +129,11 @@ class InferenceService:
 
     def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
         return rows.claim(self.db, row_id, CLAIMABLE, attempts=InferenceRequest.attempts + 1)
+
+    def _unserved(self, row_id: int, reason: str, bound: Any) -> Outcome:
+        bound.warning("inference.unserved", reason=reason)
+        won = rows.leave_unserved(self.db, row_id, CLAIMABLE, reason)
+        return Outcome(row_id, "unserved" if won else "skipped", None, reason)
 
     def _to_prover(self, row_id: int, reference: list[float], seconds: float) -> Outcome:
         """Zk mode: keep onnxruntime's float output as the reference and hand over."""
@@ -190,6 +195,6 @@ def run_inference(self: Task, row_id: int) -> str:
     outcome = service.run(row_id)
     if outcome.status == "proving":
         enqueue_proof(row_id)
-    elif outcome.status != "skipped":
+    elif outcome.status not in ("skipped", "unserved"):
         wake_relayer(service.db, service.settings.redis.url, row_id)
     return outcome.status

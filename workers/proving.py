@@ -45,7 +45,7 @@ _PROVING = (RequestStatus.PROVING.value,)
 @dataclass(frozen=True)
 class ProofOutcome:
     row_id: int
-    status: str  # "proved", "error" or "skipped"
+    status: str  # "proved", "error", "unserved" or "skipped"
     output: list[int] | None = None
     error: str | None = None
     deviation: float | None = None
@@ -113,8 +113,10 @@ class ProvingService:
                 raise ModelError(f"model {row.model_id} is not in the local registry")
             prover, dev_srs = self.provers.get(record)
         except (ModelError, ProofError) as exc:
-            bound.error("proving.model_unavailable", reason=str(exc))
-            return self._fail(row_id, "proof failed: circuit unavailable")
+            # Not held here: left for a node that holds the circuit, never an error answer.
+            bound.warning("proving.unserved", reason=str(exc))
+            won = rows.leave_unserved(self.db, row_id, _PROVING, f"circuit unavailable: {exc}")
+            return ProofOutcome(row_id, "unserved" if won else "skipped")
         if dev_srs:
             bound.warning("proving.dev_srs", warning=zk.DEV_SRS_WARNING)
         try:
@@ -213,7 +215,7 @@ def run_proof(self: Task, row_id: int) -> str:
     service = _get_service()
     started = time.perf_counter()
     outcome = service.run(row_id)
-    if outcome.status != "skipped":
+    if outcome.status not in ("skipped", "unserved"):
         wake_relayer(service.db, service.settings.redis.url, row_id)
     log.debug("proving.task_done", request_pk=row_id, seconds=time.perf_counter() - started)
     return outcome.status

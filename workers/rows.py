@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.db.rows import update_request_if
+from oracle.types import RequestStatus
 
 # Celery options of a task that takes one row id: acked after it ran (a killed worker's
 # job is redone), retried while the database is briefly unreachable.
@@ -39,6 +40,13 @@ def claim(
         record = s.scalars(select(ModelRecord).where(ModelRecord.model_id == row.model_id)).first()
         s.expunge_all()
         return row, record
+
+
+def leave_unserved(db: Database, row_id: int, statuses: Collection[str], reason: str) -> bool:
+    """This node does not hold the model (or its circuit): mark the row ``unserved`` with
+    ``reason`` and send nothing, leaving the request to a node that holds it. Never an
+    error answer: that would let a node without the model answer for one that has it."""
+    return finish(db, row_id, statuses, status=RequestStatus.UNSERVED.value, error=reason)
 
 
 def finish(db: Database, row_id: int, statuses: Collection[str], **values: Any) -> bool:

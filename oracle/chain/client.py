@@ -6,7 +6,7 @@ from hand-typed JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from eth_typing import ChecksumAddress, HexStr
@@ -28,7 +28,9 @@ def connect(rpc_url: str, timeout_s: float = 10.0) -> Web3:
 
 @dataclass(frozen=True)
 class RequestedEvent:
-    """An ``InferenceRequested`` log, decoded, with where it was found."""
+    """An ``InferenceRequested`` log, decoded, with where it was found, and the
+    ``RequestAssigned`` log that follows it in the same transaction (None on a Coordinator
+    without assignment)."""
 
     request_id: RequestId
     model_id: ModelId
@@ -41,6 +43,8 @@ class RequestedEvent:
     block_hash: str
     tx_hash: str
     log_index: int
+    assignee: ChecksumAddress | None = None
+    exclusive_until_block: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,12 @@ class CoordinatorClient:
         )
         self._requested = self.contract.events.InferenceRequested()
         self._fulfilled = self.contract.events.InferenceFulfilled()
-        self.requested_topic = HexStr(
-            "0x" + Web3.keccak(text=self._signature("InferenceRequested")).hex().removeprefix("0x")
-        )
+        self._assigned = self.contract.events.RequestAssigned()
+        self.requested_topic = self._topic("InferenceRequested")
+        self.assigned_topic = self._topic("RequestAssigned")
+
+    def _topic(self, event_name: str) -> HexStr:
+        return HexStr("0x" + Web3.keccak(text=self._signature(event_name)).hex().removeprefix("0x"))
 
     def _signature(self, event_name: str) -> str:
         for item in cast(list[dict[str, Any]], self.contract.abi):
@@ -117,15 +124,34 @@ class CoordinatorClient:
 
     # -- reading ---------------------------------------------------------------------
     def requested_logs(self, from_block: int, to_block: int) -> list[RequestedEvent]:
+        """Requests in the range, each with its assignment: both logs come from one
+        ``eth_getLogs`` call, so they are from the same blocks (one fork)."""
         logs = self.w3.eth.get_logs(
             {
                 "address": self.address,
                 "fromBlock": from_block,
                 "toBlock": to_block,
-                "topics": [self.requested_topic],
+                "topics": [[self.requested_topic, self.assigned_topic]],
             }
         )
-        return [self.decode_requested(log) for log in logs]
+        assigned: dict[tuple[str, int], tuple[ChecksumAddress, int]] = {}
+        requested: list[RequestedEvent] = []
+        for log in logs:
+            if "0x" + bytes(log["topics"][0]).hex().removeprefix("0x") == self.assigned_topic:
+                args = self._assigned.process_log(log)["args"]
+                key = ("0x" + bytes(log["transactionHash"]).hex(), int(args["requestId"]))
+                assigned[key] = (
+                    Web3.to_checksum_address(args["node"]),
+                    int(args["exclusiveUntilBlock"]),
+                )
+            else:
+                requested.append(self.decode_requested(log))
+        return [
+            replace(ev, assignee=a[0], exclusive_until_block=a[1])
+            if (a := assigned.get((ev.tx_hash, ev.request_id)))
+            else ev
+            for ev in requested
+        ]
 
     def decode_requested(self, log: LogReceipt) -> RequestedEvent:
         ev = self._requested.process_log(log)

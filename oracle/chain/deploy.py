@@ -37,6 +37,8 @@ class CoordinatorParams:
     max_zk_premium: int = 10**18
     max_min_gas_price: int = 10**11
     max_gas_price_multiplier_bps: int = 30_000
+    # Blocks after a request during which only its assigned node may answer.
+    exclusive_window_blocks: int = 10
 
     def constructor_args(self) -> list[Any]:
         return [
@@ -53,6 +55,7 @@ class CoordinatorParams:
                 self.max_min_gas_price,
                 self.max_gas_price_multiplier_bps,
             ),
+            self.exclusive_window_blocks,
         ]
 
 
@@ -161,3 +164,16 @@ def register_node(w3: Web3, node: LocalAccount, coordinator: str, stake: int) ->
     registered = contract.functions.getNode(node.address).call()[1]
     if not registered:
         send(w3, node, contract.functions.registerNode(), value=stake)
+
+
+def serve_model(w3: Web3, node: LocalAccount, coordinator: str, model_id: str) -> bool:
+    """Declare that ``node`` serves ``model_id`` (it must be an active node); True if it
+    was not serving it already."""
+    contract = w3.eth.contract(
+        address=Web3.to_checksum_address(coordinator), abi=load_artifact("Coordinator").abi
+    )
+    model = bytes.fromhex(model_id.removeprefix("0x"))
+    if contract.functions.isServingModel(model, node.address).call():
+        return False
+    send(w3, node, contract.functions.serveModel(model))
+    return True

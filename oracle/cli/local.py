@@ -67,6 +67,7 @@ def _register_example(stack: Any, settings: Settings) -> str:
         16,
         16,
     )
+    stack.serve(model_id)
     return model_id
 
 

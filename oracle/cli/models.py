@@ -1,4 +1,5 @@
-"""Models: ``oracle model register`` (plain, or with an EZKL circuit for Zk mode)."""
+"""Models: ``oracle model register`` (plain, or with an EZKL circuit for Zk mode) and
+``oracle model serve`` (declare on chain that this node serves a model)."""
 
 from __future__ import annotations
 
@@ -181,6 +182,37 @@ def _register_zk(
         "verifier_runtime_bytes": done.manifest.verifier_runtime_bytes,
         "circuit_dir": str(done.circuit_dir),
     }
+
+
+@model_app.command("serve")
+def model_serve(
+    ctx: typer.Context,
+    model_id: Annotated[str, typer.Argument(help="The model id (0x + 64 hex digits).")],
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Stop serving it: no new request is assigned here.")
+    ] = False,
+) -> None:
+    """Declare with the node's signer that this node serves MODEL_ID (the node does it on
+    start for every model it holds). Sent from the signer: run it while the node is stopped."""
+    from oracle.chain.client import CoordinatorClient, connect
+    from oracle.chain.deploy import send
+    from oracle.chain.signer import load_signer
+    from oracle.node.serving import declare_served
+
+    settings = ctx.obj.settings()
+    account = load_signer(settings.signer)
+    coordinator = CoordinatorClient(
+        connect(settings.chain.rpc_url, settings.chain.rpc_timeout_s),
+        settings.coordinator_address(),
+    )
+    if not stop:
+        declared = declare_served(coordinator, account, [model_id])
+        out.print("declared" if declared else "already served (or node inactive / unknown model)")
+        return
+    raw = bytes.fromhex(model_id.removeprefix("0x"))
+    if coordinator.contract.functions.isServingModel(raw, account.address).call():
+        send(coordinator.w3, account, coordinator.contract.functions.stopServingModel(raw))
+    out.print("not serving")
 
 
 def _registrar(w3: Any, settings: Settings) -> Any:

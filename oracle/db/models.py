@@ -141,6 +141,10 @@ class InferenceRequest(Base):
     block_hash: Mapped[str] = mapped_column(String(66))
     tx_hash: Mapped[str] = mapped_column(String(66))
     log_index: Mapped[int] = mapped_column(Integer)
+    # The node the Coordinator assigned the request to, and the block from which any node
+    # serving the model may answer (None: a Coordinator without assignment).
+    assignee: Mapped[str | None] = mapped_column(String(42), default=None)
+    exclusive_until_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     status: Mapped[str] = mapped_column(String(16))
     output: Mapped[list[Any] | None] = mapped_column(JSON, default=None)

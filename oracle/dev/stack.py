@@ -3,6 +3,8 @@ and the integration tests.
 
 anvil (a real local chain) -> contracts deployed -> node registered and staked ->
 redis-server -> SQLite migrated -> an inference worker and a prover worker -> the node.
+A model registered on the running stack is served by its node through :meth:`serve`
+(a node declares the models it holds when it starts; this one already has).
 Keys are anvil's public development keys (see ``oracle.dev.keys``).
 
 The defaults are what `oracle up` runs. The tests pass keyword arguments for their own
@@ -24,7 +26,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from oracle.chain.compile import compile_contracts
-from oracle.chain.deploy import ETHER, CoordinatorParams, Deployment, deploy_stack, register_node
+from oracle.chain.deploy import (
+    ETHER,
+    CoordinatorParams,
+    Deployment,
+    deploy_stack,
+    register_node,
+    serve_model,
+)
 from oracle.db import Database
 from oracle.dev.keys import DEPLOYER_KEY, NODE_KEY
 from oracle.dev.processes import Anvil, OracleProcess, RedisServer, file_exists, free_port
@@ -175,6 +184,13 @@ class LocalStack:
         )
         prover.start()
         return prover
+
+    def serve(self, model_id: str) -> None:
+        """Declare that the stack's node serves ``model_id`` (registered after it started),
+        so requests for it can be assigned to the node."""
+        if self.anvil is None or self.deployment is None:
+            raise RuntimeError("start the stack first")
+        serve_model(self.anvil.w3(), self.node_account, self.deployment.coordinator, model_id)
 
     def _node_healthy(self) -> bool:
         url = f"http://127.0.0.1:{self.status_port}/healthz"

@@ -36,4 +36,5 @@ def onboard_with_dev_srs(
         lambda step: console.print(f"  [dim]- {step}[/]", highlight=False),
     )
     console.print(f"[bold yellow]warning:[/] {DEV_SRS_WARNING}", highlight=False)
+    stack.serve(done.model_id)
     return done

@@ -5,6 +5,11 @@ part finds rows whose hand-over was lost and repeats it: rows a crash left ``see
 (inserted, never enqueued), ``queued`` rows no worker started (the broker lost the
 message), and ``proving`` rows whose prover went quiet (killed, or the job was lost).
 
+It also takes over ``standby`` rows (requests the Coordinator assigned to another node)
+once their exclusive window has passed: still pending on chain, the assigned node did not
+answer in time, so this node works the request; no longer pending, it was answered (or
+cancelled) and the row is closed as ``cancelled`` without any work.
+
 What it guarantees: a row that sits in one of those states past its threshold is enqueued
 again. What it does not: that a job runs once. The workers' conditional claims make a
 duplicate job harmless.
@@ -19,8 +24,10 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import func, select, update
 
+from oracle.chain.client import CoordinatorClient
 from oracle.db import Database, InferenceRequest
 from oracle.db.models import utcnow
+from oracle.db.rows import update_request_if
 from oracle.types import RequestStatus
 
 log = structlog.get_logger(__name__)
@@ -46,7 +53,10 @@ class Redispatcher:
         requeue_after_s: float = 300.0,
         proof_timeout_s: float = 600.0,
         interval_s: float = 1.0,
+        chain: CoordinatorClient | None = None,
     ) -> None:
+        """``chain`` (its own connection: this part runs in its own thread) is read to
+        take over ``standby`` rows; without it they stay standby."""
         self.db = db
         self.chain_id = chain_id
         self.coordinator = coordinator
@@ -55,6 +65,8 @@ class Redispatcher:
         self.requeue_after_s = requeue_after_s
         self.proof_timeout_s = proof_timeout_s
         self.interval_s = interval_s
+        self.chain = chain
+        self._timeout_blocks: int | None = None
         self._stop = threading.Event()
         self.log = log.bind(chain_id=chain_id, coordinator=coordinator)
 
@@ -68,6 +80,7 @@ class Redispatcher:
         while not self._stop.wait(self.interval_s):
             try:
                 self.dispatch_pending(older_than_s=SEEN_GRACE_S)
+                self.take_over_due()
             except Exception as exc:
                 self.log.warning(
                     "redispatch.round_failed", error=type(exc).__name__, detail=str(exc)
@@ -119,6 +132,56 @@ class Redispatcher:
         for row_id in ids:
             self.hand_over(row_id)
         return len(ids) + self._redispatch_stale_proofs()
+
+    def take_over_due(self) -> int:
+        """Standby rows whose exclusive window is over at the head (the relayer simulates
+        there): hand over those still pending on chain, close the others (answered,
+        cancelled, or expired). Returns how many were handed over."""
+        if self.chain is None:
+            return 0
+        with self.db.session() as s:
+            standby = list(
+                s.execute(
+                    select(
+                        InferenceRequest.id,
+                        InferenceRequest.request_id,
+                        InferenceRequest.exclusive_until_block,
+                        InferenceRequest.block_number,
+                    ).where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.coordinator,
+                        InferenceRequest.status == RequestStatus.STANDBY.value,
+                    )
+                )
+            )
+        if not standby:
+            return 0
+        head = int(self.chain.w3.eth.block_number)
+        if self._timeout_blocks is None:
+            self._timeout_blocks = int(self.chain.contract.functions.requestTimeoutBlocks().call())
+        taken = 0
+        for row_id, request_id, until, requested_at in standby:
+            if until is not None and until > head:
+                continue
+            if head >= requested_at + self._timeout_blocks:
+                pending, reason = False, "expired inside its assigned node's window"
+            else:
+                pending = self.chain.commitment(request_id) != bytes(32)
+                reason = "not pending on chain: answered by its assigned node, or cancelled"
+            values = (
+                {"status": RequestStatus.SEEN.value, "seen_at": utcnow()}
+                if pending
+                else {"status": RequestStatus.CANCELLED.value, "error": reason}
+            )
+            with self.db.session() as s:
+                moved = update_request_if(
+                    s, row_id, values, statuses=(RequestStatus.STANDBY.value,)
+                )
+            if moved and pending:
+                self.log.info("redispatch.take_over", request_id=request_id, request_pk=row_id)
+                self.hand_over(row_id)
+                taken += 1
+        return taken
 
     def _redispatch_stale_proofs(self) -> int:
         """Hand out again proof jobs whose prover went quiet (killed, broker lost the job)."""

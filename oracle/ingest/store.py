@@ -3,6 +3,10 @@
 :class:`ListenerStore` names the listener's queries by what they do; :class:`SqlListenerStore`
 is the SQLAlchemy implementation. Every method is one database transaction, bound to one
 chain and one Coordinator.
+
+A request assigned to another node is kept as a ``standby`` row and not handed to the
+workers: the re-dispatcher takes it over once its exclusive window has passed, if it is
+still pending (:mod:`oracle.ingest.redispatch`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ class ListenerStore(Protocol):
     ) -> list[int]:
         """Atomically: insert a row per new request and reopen ``reorged`` rows whose
         request came back, remember ``last``, forget blocks below ``forget_below``, and
-        move the cursor to ``last``. Returns the ids of the rows to hand to the workers."""
+        move the cursor to ``last``. Returns the ids of the rows to hand to the workers
+        (not those assigned to another node: they wait as ``standby``)."""
 
     def remembered_blocks(self, above: int, up_to: int) -> dict[int, str]:
         """Hashes of remembered blocks with ``above < number <= up_to``."""
@@ -62,10 +67,19 @@ class ListenerStore(Protocol):
         """Record that the listener refuses to go on (read by health and ``oracle status``)."""
 
 
-def reopen(row: InferenceRequest, ev: RequestedEvent) -> None:
-    """A ``reorged`` request came back in another block: same id, new commitment."""
+def first_status(ev: RequestedEvent, node: str | None) -> RequestStatus:
+    """``seen`` for a request this node should work now, ``standby`` for one assigned to
+    another node (``node`` None: every request is this node's)."""
+    if node is None or ev.assignee is None or ev.assignee.lower() == node.lower():
+        return RequestStatus.SEEN
+    return RequestStatus.STANDBY
+
+
+def reopen(row: InferenceRequest, ev: RequestedEvent, status: RequestStatus) -> None:
+    """A ``reorged`` request came back in another block: same id, new commitment, and
+    perhaps another assignment."""
     apply_event(row, ev)
-    row.status = RequestStatus.SEEN.value
+    row.status = status.value
     row.output = None
     row.error = None
     row.attempts = 0
@@ -90,15 +104,21 @@ def apply_event(row: InferenceRequest, ev: RequestedEvent) -> None:
     row.block_hash = ev.block_hash
     row.tx_hash = ev.tx_hash
     row.log_index = ev.log_index
+    row.assignee = ev.assignee
+    row.exclusive_until_block = ev.exclusive_until_block
 
 
 class SqlListenerStore:
-    """:class:`ListenerStore` on the node's database."""
+    """:class:`ListenerStore` on the node's database, for the node whose signer is ``node``
+    (None: every request is this node's)."""
 
-    def __init__(self, db: Database, chain_id: int, coordinator: str) -> None:
+    def __init__(
+        self, db: Database, chain_id: int, coordinator: str, node: str | None = None
+    ) -> None:
         self.db = db
         self.chain_id = chain_id
         self.coordinator = coordinator
+        self.node = node
 
     def cursor(self) -> Cursor | None:
         with self.db.session() as s:
@@ -191,6 +211,8 @@ class SqlListenerStore:
         return (BlockRecord.chain_id == self.chain_id, BlockRecord.coordinator == self.coordinator)
 
     def _insert_or_reopen(self, s: Session, ev: RequestedEvent) -> int | None:
+        """Insert or reopen the request's row; its id if it is to be handed over now."""
+        status = first_status(ev, self.node)
         existing = s.scalars(
             select(InferenceRequest).where(
                 InferenceRequest.chain_id == self.chain_id,
@@ -201,17 +223,17 @@ class SqlListenerStore:
         if existing is not None:
             if existing.status != RequestStatus.REORGED.value:
                 return None
-            reopen(existing, ev)
+            reopen(existing, ev, status)
             s.flush()
-            return existing.id
+            return existing.id if status is RequestStatus.SEEN else None
         row = InferenceRequest(
             chain_id=self.chain_id,
             coordinator=self.coordinator,
             request_id=ev.request_id,
-            status=RequestStatus.SEEN.value,
+            status=status.value,
             attempts=0,
         )
         apply_event(row, ev)
         s.add(row)
         s.flush()
-        return row.id
+        return row.id if status is RequestStatus.SEEN else None

@@ -4,7 +4,9 @@ Listener (chain in), re-dispatcher (lost hand-overs), relayer (fulfilments out) 
 HTTP status endpoint each have the :class:`~oracle.node.lifecycle.Service` shape and run
 under one :class:`~oracle.node.lifecycle.Supervisor`: the first failure stops them all.
 Workers run as their own processes; the node only enqueues work for them, through the
-functions it is handed (it does not import the Celery app).
+functions it is handed (it does not import the Celery app). On start, before any part
+runs, the node declares on chain the models it holds (:mod:`oracle.node.serving`), so the
+Coordinator can assign it requests for them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from oracle.models.store import ArtifactStore
 from oracle.node.health import HealthReport, PartsSeen, evaluate
 from oracle.node.http import StatusServer
 from oracle.node.lifecycle import Failure, Service, ServiceFailedError, Supervisor
+from oracle.node.serving import declare_held_models
 from oracle.node.status import collect_status
 from oracle.relayer import Relayer
 from oracle.relayer.wake import Notifier
@@ -84,6 +87,9 @@ class Node:
                 f"no contract at Coordinator address {address} on chain {self.chain_id}"
             )
         coordinator = CoordinatorClient(listener_w3, address)
+        self._account = account
+        self._store = ArtifactStore(Path(settings.store.path))
+        self._coordinator = coordinator
         self.redispatcher = Redispatcher(
             self.db,
             self.chain_id,
@@ -92,14 +98,17 @@ class Node:
             enqueue_proof,
             requeue_after_s=settings.worker.requeue_after_s,
             proof_timeout_s=settings.zk.proof_timeout_s,
+            chain=CoordinatorClient(
+                connect(settings.chain.rpc_url, settings.chain.rpc_timeout_s), address
+            ),
         )
         self.listener = Listener(
             settings.chain,
-            SqlListenerStore(self.db, self.chain_id, coordinator.address),
+            SqlListenerStore(self.db, self.chain_id, coordinator.address, account.address),
             coordinator,
             self.chain_id,
             self.redispatcher.hand_over,
-            mirror=ModelMirror(self.db, coordinator, ArtifactStore(Path(settings.store.path))),
+            mirror=ModelMirror(self.db, coordinator, self._store),
             start_block=_start_block(settings),
         )
         self._notifier = Notifier(settings.redis.url, self.chain_id, coordinator.address)
@@ -131,7 +140,9 @@ class Node:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Start every part and return; parts run in threads until :meth:`stop`."""
+        """Declare the models this node holds, then start every part and return; parts run
+        in threads until :meth:`stop`."""
+        declare_held_models(self.db, self._store, self._coordinator, self._account)
         self.supervisor.start()
         log.info(
             "node.started",

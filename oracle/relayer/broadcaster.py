@@ -35,7 +35,8 @@ log = structlog.get_logger(__name__)
 
 SEND_BATCH = 64
 # Simulation failures that mean "wait and try again" rather than "this request is done".
-_TRANSIENT_REVERTS = {"NotActiveNode", "InsufficientGasForCallback"}
+# NotAssignedNode: inside another node's exclusive window, which passes.
+_TRANSIENT_REVERTS = {"NotActiveNode", "InsufficientGasForCallback", "NotAssignedNode"}
 _ALREADY_SENT_HINTS = ("already known", "already imported", "known transaction")
 _NONCE_USED_HINTS = ("nonce too low", "nonce has already been used")
 _UNFUNDED_HINTS = ("insufficient funds",)

@@ -20,6 +20,9 @@ import {FieldMath} from "./libraries/FieldMath.sol";
 /// survives deregistration; stake leaves through an unbonding delay during which it is slashable;
 /// model ids are content-addressed (ONNX hash, verifier code hash, shape, scales), and a Zk
 /// answer is checked by verifier code identical to the registered one, under a gas cap.
+/// Assignment: nodes declare the models they serve; each request is assigned at request time to
+/// one active node serving its model, which alone may answer until `exclusiveWindowBlocks` after
+/// the request's block; after that any active node serving the model may answer.
 contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice Fee parameters, set by the owner (each component under a cap fixed at construction).
     /// A request's fee is `baseFee + premium + callbackGasLimit * gasPrice * gasPriceMultiplierBps
@@ -56,6 +59,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// 0.4M gas (tests/integration/test_trust_layer.py measures it); the cap leaves room for
     /// larger circuits and bounds what a verifier can make a fulfilment cost.
     uint256 internal constant VERIFIER_GAS_LIMIT = 1_500_000;
+    /// @dev Most serving-list entries a request looks at to find an active node (inactive entries
+    /// are skipped; anyone may remove them with `dropInactiveServer`).
+    uint256 internal constant MAX_ASSIGN_PROBES = 8;
 
     uint256 private immutable i_minStake;
     uint32 private immutable i_requestTimeoutBlocks;
@@ -67,6 +73,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint96 private immutable i_maxZkPremium;
     uint48 private immutable i_maxMinGasPrice;
     uint16 private immutable i_maxGasPriceMultiplierBps;
+    uint32 private immutable i_exclusiveWindowBlocks;
 
     FeeConfig private s_fees;
     FeeConfig private s_pendingFees;
@@ -84,6 +91,11 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     mapping(address node => Unbonding) private s_unbonding;
     mapping(address node => uint256) private s_nodeBalances;
     mapping(uint256 requestId => bytes32) private s_commitments;
+    /// @dev The node a pending request is assigned to; deleted with the commitment.
+    mapping(uint256 requestId => address) private s_assignees;
+    /// @dev Nodes that declared they serve a model, and each one's index in that list plus one.
+    mapping(bytes32 modelId => address[]) private s_servers;
+    mapping(bytes32 modelId => mapping(address node => uint256)) private s_serverSlots;
 
     // ---------------------------------------------------------------- errors
     error ScaleTooLarge(uint8 inputScale, uint8 outputScale, uint8 max);
@@ -121,6 +133,11 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error TransferFailed(address to, uint256 amount);
     error NothingToWithdraw(address node);
     error SlashExceedsStake(address node, uint256 amount, uint256 available);
+    error NoNodeServesModel(bytes32 modelId);
+    error NotAssignedNode(uint256 requestId, address assigned);
+    error AlreadyServingModel(bytes32 modelId, address node);
+    error NotServingModel(bytes32 modelId, address node);
+    error ServerStillActive(bytes32 modelId, address node);
 
     // ---------------------------------------------------------------- events
     /// @notice A model record was created under its content-addressed id (see `registerModel`).
@@ -169,6 +186,13 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice A Zk request was answered with an error and no proof: its Zk premium (`amount`) is
     /// owed to the consumer (withdrawable through `withdrawFees`); the node keeps the rest.
     event FeeRefunded(uint256 indexed requestId, address indexed consumer, uint256 amount);
+    /// @notice A node declared it serves a model: requests for it may be assigned to the node.
+    event ModelServed(bytes32 indexed modelId, address indexed node);
+    /// @notice A node left a model's serving list (it stopped, or it was inactive and dropped).
+    event ModelServingStopped(bytes32 indexed modelId, address indexed node);
+    /// @notice Emitted right after `InferenceRequested`: only `node` may answer the request before
+    /// block `exclusiveUntilBlock`; from that block on, any active node serving the model may.
+    event RequestAssigned(uint256 indexed requestId, address indexed node, uint64 exclusiveUntilBlock);
     /// @notice An expired request was cancelled and its fee refunded to the consumer.
     event RequestCancelled(uint256 indexed requestId, address indexed consumer, uint256 refund);
 
@@ -180,6 +204,8 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @param unbondingBlocks Blocks a deregistered node's stake stays locked (and slashable).
     /// @param feeChangeDelayBlocks Blocks between `setFeeConfig` and the new fees taking effect.
     /// @param feeCaps Upper bound on each fee component, fixed for the contract's lifetime.
+    /// @param exclusiveWindowBlocks Blocks after a request during which only its assigned node may
+    /// answer.
     constructor(
         uint256 minStake,
         uint32 requestTimeoutBlocks,
@@ -188,7 +214,8 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         FeeConfig memory fees,
         uint32 unbondingBlocks,
         uint32 feeChangeDelayBlocks,
-        FeeConfig memory feeCaps
+        FeeConfig memory feeCaps,
+        uint32 exclusiveWindowBlocks
     ) Ownable(msg.sender) {
         i_minStake = minStake;
         i_requestTimeoutBlocks = requestTimeoutBlocks;
@@ -200,6 +227,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         i_maxZkPremium = feeCaps.zkPremium;
         i_maxMinGasPrice = feeCaps.minGasPrice;
         i_maxGasPriceMultiplierBps = feeCaps.gasPriceMultiplierBps;
+        i_exclusiveWindowBlocks = exclusiveWindowBlocks;
         _checkFeeCaps(fees);
         s_fees = fees;
         s_previousFees = fees;
@@ -331,6 +359,55 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         return (u.amount, u.releaseBlock);
     }
 
+    // ---------------------------------------------------------------- serving
+    /// @notice Declare that the caller (an active node) serves `modelId`: it holds the model and
+    /// answers requests assigned to it.
+    /// @param modelId A registered model.
+    function serveModel(bytes32 modelId) external {
+        if (!isActiveNode(msg.sender)) revert NotActiveNode(msg.sender);
+        if (!s_models[modelId].exists) revert UnknownModel(modelId);
+        if (s_serverSlots[modelId][msg.sender] != 0) revert AlreadyServingModel(modelId, msg.sender);
+        s_servers[modelId].push(msg.sender);
+        s_serverSlots[modelId][msg.sender] = s_servers[modelId].length;
+        emit ModelServed(modelId, msg.sender);
+    }
+
+    /// @notice Stop serving `modelId`: no new request is assigned to the caller. Requests already
+    /// assigned stay assigned (the caller may still answer them).
+    /// @param modelId A model the caller serves.
+    function stopServingModel(bytes32 modelId) external {
+        _removeServer(modelId, msg.sender);
+    }
+
+    /// @notice Anyone: remove a node that is no longer active (deregistered or paused) from a
+    /// model's serving list, so requests stop probing it.
+    /// @param modelId The model.
+    /// @param node An inactive node in its serving list.
+    function dropInactiveServer(bytes32 modelId, address node) external {
+        if (isActiveNode(node)) revert ServerStillActive(modelId, node);
+        _removeServer(modelId, node);
+    }
+
+    /// @notice True when `node` is in `modelId`'s serving list (active or not).
+    function isServingModel(bytes32 modelId, address node) external view returns (bool) {
+        return s_serverSlots[modelId][node] != 0;
+    }
+
+    /// @notice The nodes that declared they serve `modelId`, in assignment order.
+    function modelServers(bytes32 modelId) external view returns (address[] memory) {
+        return s_servers[modelId];
+    }
+
+    /// @notice The node a pending request is assigned to (zero when not pending).
+    function assignedNode(uint256 requestId) external view returns (address) {
+        return s_assignees[requestId];
+    }
+
+    /// @notice Blocks after a request during which only its assigned node may answer.
+    function exclusiveWindowBlocks() external view returns (uint32) {
+        return i_exclusiveWindowBlocks;
+    }
+
     // ---------------------------------------------------------------- fees
     /// @inheritdoc ICoordinator
     /// @dev Uses the fee configuration in force at the current block (a scheduled change counts
@@ -428,6 +505,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         if (msg.value < fee) revert InsufficientFee(fee, msg.value);
 
         requestId = s_nextRequestId++;
+        address assignee = _assign(modelId, requestId);
         Request memory req = Request({
             requestId: requestId,
             modelId: modelId,
@@ -439,7 +517,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
             input: input
         });
         s_commitments[requestId] = keccak256(abi.encode(req));
+        s_assignees[requestId] = assignee;
         emit InferenceRequested(requestId, modelId, msg.sender, input, mode, callbackGasLimit, fee);
+        emit RequestAssigned(requestId, assignee, uint64(block.number) + i_exclusiveWindowBlocks);
         if (msg.value > fee) {
             s_nodeBalances[msg.sender] += msg.value - fee;
             emit OverpaymentCredited(requestId, msg.sender, msg.value - fee);
@@ -457,7 +537,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     }
 
     /// @notice Answer a pending request. Only active nodes; the request must match its commitment
-    /// and its deadline (`requestedAtBlock + requestTimeoutBlocks()`) must not have passed.
+    /// and its deadline (`requestedAtBlock + requestTimeoutBlocks()`) must not have passed. Before
+    /// `requestedAtBlock + exclusiveWindowBlocks()` only the assigned node may answer
+    /// (`NotAssignedNode`); from then on any active node serving the model may.
     /// @dev A successful answer has exactly the model's output length. In Zk mode it must carry a
     /// proof the model's verifier accepts, with the request's input followed by `output` as public
     /// instances, every output in the canonical signed field range. The consumer's callback gets
@@ -478,6 +560,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         if (stored != keccak256(abi.encode(req))) revert CommitmentMismatch(req.requestId);
         uint256 deadline = uint256(req.requestedAtBlock) + i_requestTimeoutBlocks;
         if (block.number > deadline) revert RequestExpired(req.requestId, deadline);
+        _checkAssignment(req);
         if (err.length > MAX_ERR_LENGTH) revert ErrorTooLong(req.requestId, err.length, MAX_ERR_LENGTH);
         if (err.length == 0) {
             ModelInfo storage model = s_models[req.modelId];
@@ -489,6 +572,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         }
 
         delete s_commitments[req.requestId];
+        delete s_assignees[req.requestId];
         if (req.mode == MODE_ZK && err.length != 0) {
             // An unproven failure earns no premium: the consumer gets it back (withdrawable), so a
             // node gains nothing by answering "failed" instead of proving; the node keeps what
@@ -518,6 +602,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         uint256 deadline = uint256(req.requestedAtBlock) + i_requestTimeoutBlocks;
         if (block.number <= deadline) revert RequestNotExpired(req.requestId, deadline);
         delete s_commitments[req.requestId];
+        delete s_assignees[req.requestId];
         emit RequestCancelled(req.requestId, req.consumer, req.fee);
         _send(payable(req.consumer), req.fee);
     }
@@ -566,6 +651,42 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         n.stake -= fromActive;
         u.amount -= amount - fromActive;
         emit NodeSlashed(node, amount);
+    }
+
+    /// @dev The request's node: rotate through the model's serving list by request id and take
+    /// the first active node, looking at no more than `MAX_ASSIGN_PROBES` entries.
+    function _assign(bytes32 modelId, uint256 requestId) private view returns (address) {
+        address[] storage servers = s_servers[modelId];
+        uint256 n = servers.length;
+        uint256 probes = n < MAX_ASSIGN_PROBES ? n : MAX_ASSIGN_PROBES;
+        for (uint256 i = 0; i < probes; ++i) {
+            address node = servers[(requestId + i) % n];
+            if (isActiveNode(node)) return node;
+        }
+        revert NoNodeServesModel(modelId);
+    }
+
+    /// @dev Inside the exclusive window only the assignee may answer; after it, any node serving
+    /// the model (the caller was checked to be active).
+    function _checkAssignment(Request calldata req) private view {
+        address assigned = s_assignees[req.requestId];
+        if (msg.sender == assigned) return;
+        if (block.number < uint256(req.requestedAtBlock) + i_exclusiveWindowBlocks) {
+            revert NotAssignedNode(req.requestId, assigned);
+        }
+        if (s_serverSlots[req.modelId][msg.sender] == 0) revert NotServingModel(req.modelId, msg.sender);
+    }
+
+    function _removeServer(bytes32 modelId, address node) private {
+        uint256 slot = s_serverSlots[modelId][node];
+        if (slot == 0) revert NotServingModel(modelId, node);
+        address[] storage servers = s_servers[modelId];
+        address last = servers[servers.length - 1];
+        servers[slot - 1] = last;
+        s_serverSlots[modelId][last] = slot;
+        servers.pop();
+        delete s_serverSlots[modelId][node];
+        emit ModelServingStopped(modelId, node);
     }
 
     function _fee(FeeConfig memory f, uint8 mode, uint32 callbackGasLimit) private view returns (uint256 fee) {

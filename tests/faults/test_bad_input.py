@@ -1,5 +1,7 @@
 """Bad input in one stream: every malformed request gets a clear error callback, none is
-lost or answered twice, and the good requests around them are answered normally."""
+lost or answered twice, and the good requests around them are answered normally. A model
+this node does not hold is never answered with an error: nobody serving it, the request is
+refused; served by a node without the file, it is left ``unserved``."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from oracle.fixedpoint import to_fixed
 from oracle.models.registration import register_model
 from oracle.models.store import ArtifactStore
 from oracle.types import RequestStatus
+from tests.support.chain import fulfilled_events
 from tests.support.checks import answered_exactly_once
 from tests.support.models import onnx_variant
+from tests.support.node import new_node
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
 
@@ -44,7 +48,6 @@ def test_malformed_requests_get_error_callbacks_and_the_node_keeps_serving(
         stack.request(GOOD): None,
         stack.request([2**100, 0, 0, 0]): "value out of range at index 0",
         stack.request([-(2**200), 0, 0, 0]): "value out of range at index 0",
-        stack.request(GOOD, model_id=unserved): "model failed: model unavailable",
         stack.request(GOOD): None,
     }
     # Requests the chain itself refuses never exist, so there is nothing to answer.
@@ -54,6 +57,7 @@ def test_malformed_requests_get_error_callbacks_and_the_node_keeps_serving(
         ([1] * max_len, stack.model_id, "InputLengthMismatch"),
         ([1] * (max_len + 1), stack.model_id, "InputTooLong"),
         (GOOD, "0x" + "33" * 32, "UnknownModel"),
+        (GOOD, unserved, "NoNodeServesModel"),
     )
     for values, model, error in refused:
         with pytest.raises(TransactionError, match=error):
@@ -73,3 +77,29 @@ def test_malformed_requests_get_error_callbacks_and_the_node_keeps_serving(
         final = RequestStatus.CONFIRMED if error is None else RequestStatus.ERRORED
         wait_for(lambda r=request_id, f=final: stack.row_status(r) == f.value, what="final row")
     assert running_node.healthy()[0]
+
+
+def test_a_served_model_the_node_does_not_hold_is_left_unserved_not_answered(
+    stack: Stack, tmp_path: Path
+) -> None:
+    unserved = unserved_model(stack, tmp_path)
+    # Declared with the node's key before the node runs (its relayer owns the nonces then),
+    # but the file is not in this node's store.
+    stack.local.serve(unserved)
+    node = new_node(stack.settings)
+    node.start()
+    try:
+        check_unserved(stack, unserved)
+    finally:
+        node.stop()
+
+
+def check_unserved(stack: Stack, unserved: str) -> None:
+    request_id = stack.request(GOOD, model_id=unserved)
+    wait_for(
+        lambda: stack.row_status(request_id) == RequestStatus.UNSERVED.value, what="unserved row"
+    )
+    good = stack.request(GOOD)  # the node keeps serving, and sent nothing for the other
+    answered_exactly_once(stack, [good], timeout=60)
+    assert fulfilled_events(stack, request_id) == []
+    assert stack.coordinator.commitment(request_id) != bytes(32)

@@ -19,7 +19,15 @@ from web3.logs import DISCARD
 
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, RequestStruct, revert_from_exception
-from oracle.chain.deploy import ETHER, CoordinatorParams, deploy, deploy_stack, register_node, send
+from oracle.chain.deploy import (
+    ETHER,
+    CoordinatorParams,
+    deploy,
+    deploy_stack,
+    register_node,
+    send,
+    serve_model,
+)
 from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
 from oracle.models import onboarding, zk
@@ -126,6 +134,7 @@ def zk_chain(tmp_path: Path, zk_store: dict[str, Any]) -> Iterator[ZkChain]:
             zk.CircuitParams(),
         )
         assert done.manifest.input_scale == ZK_SCALE
+        serve_model(w3, NODE, dep.coordinator, done.model_id)
         files, manifest = onboarding.check_circuit(store, done.manifest.onnx_hash)
         prover = zk.Prover(files, onboarding.srs_dir(store) / manifest.srs, tmp_path / "prove")
         consumer = w3.eth.contract(
@@ -191,6 +200,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         coord = CoordinatorClient(w3, dep.coordinator).contract
         model_id, _ = register_raw(w3, coord, OWNER, ZK_MODEL_ONNX, (2, 1, 0, 0), verifier)
         assert model_id == ZK_MODEL
+        register_node(w3, NODE, dep.coordinator, ETHER)
+        serve_model(w3, NODE, dep.coordinator, ZK_MODEL)
         yield Harness(w3, field, coord)
     finally:
         node.stop()

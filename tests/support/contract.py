@@ -17,7 +17,15 @@ from web3.logs import DISCARD
 
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, RequestStruct
-from oracle.chain.deploy import ETHER, CoordinatorParams, deploy, deploy_stack, register_node, send
+from oracle.chain.deploy import (
+    ETHER,
+    CoordinatorParams,
+    deploy,
+    deploy_stack,
+    register_node,
+    send,
+    serve_model,
+)
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
@@ -38,6 +46,7 @@ MODEL = content_model_id(MODEL_ONNX, ZERO_HASH, 2, 1, 16, 16)
 ZK_MODEL = content_model_id(ZK_MODEL_ONNX, artifact_code_hash("MockVerifier"), 2, 1, 0, 0)
 OWNER, NODE, USER, OUTSIDER = (Account.from_key(k) for k in ANVIL_DEV_KEYS[:4])
 TIMEOUT_BLOCKS = 5
+EXCLUSIVE_WINDOW_BLOCKS = 2
 
 
 @dataclass
@@ -128,8 +137,9 @@ def reverts_with(name: str, fn: Any) -> None:
 
 @contextmanager
 def deployed_chain(tmp: Path, fee_change_delay_blocks: int = 100) -> Iterator[Chain]:
-    """anvil with the Coordinator (short timeout, inputs up to 16), the example consumer,
-    one staked node, a plain model and a Zk model on a mock verifier."""
+    """anvil with the Coordinator (short timeout and exclusive window, inputs up to 16), the
+    example consumer, one staked node serving a plain model and a Zk model on a mock
+    verifier."""
     node = Anvil(tmp / "anvil.log")
     node.start()
     try:
@@ -142,6 +152,7 @@ def deployed_chain(tmp: Path, fee_change_delay_blocks: int = 100) -> Iterator[Ch
                 request_timeout_blocks=TIMEOUT_BLOCKS,
                 max_input_length=16,
                 fee_change_delay_blocks=fee_change_delay_blocks,
+                exclusive_window_blocks=EXCLUSIVE_WINDOW_BLOCKS,
             ),
         )
         coord = CoordinatorClient(w3, dep.coordinator)
@@ -152,6 +163,8 @@ def deployed_chain(tmp: Path, fee_change_delay_blocks: int = 100) -> Iterator[Ch
             w3, coord.contract, OWNER, ZK_MODEL_ONNX, (2, 1, 0, 0), verifier_address
         )
         assert (plain, zk_id) == (MODEL, ZK_MODEL), "the Coordinator's id rule changed"
+        for model in (MODEL, ZK_MODEL):
+            serve_model(w3, NODE, dep.coordinator, model)
         ch = Chain(w3, coord, None, None)
         ch.consumer = ch.contract("ExampleConsumer", dep.example_consumer)
         ch.verifier = ch.contract("MockVerifier", verifier_address)

@@ -57,6 +57,7 @@ class Stack:
             16,
             16,
         )
+        local.serve(self.model_id)  # the node serves it (nodes started later see it served)
         self.extra_processes: list[OracleProcess] = []  # stopped with the stack
 
     @property
@@ -125,8 +126,10 @@ def started_stack(
     redis_url: str,
     worker: bool = True,
     request_timeout_blocks: int = REQUEST_TIMEOUT_BLOCKS,
+    params: CoordinatorParams | None = None,
 ) -> Iterator[Stack]:
-    """A started :class:`Stack` in ``tmp``; everything it started is stopped after."""
+    """A started :class:`Stack` in ``tmp`` (Coordinator ``params``, else the defaults with
+    ``request_timeout_blocks``); everything it started is stopped after."""
     client = redis.Redis.from_url(redis_url)
     client.flushdb()  # the session's redis-server: no queue left over from another test
     client.close()
@@ -135,7 +138,8 @@ def started_stack(
         block_time=None,
         db_url=db_url,
         redis_url=redis_url,
-        coordinator_params=CoordinatorParams(request_timeout_blocks=request_timeout_blocks),
+        coordinator_params=params
+        or CoordinatorParams(request_timeout_blocks=request_timeout_blocks),
         start_worker=worker,
         start_prover=False,
         start_node=False,

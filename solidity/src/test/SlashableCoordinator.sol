@@ -10,7 +10,7 @@ contract SlashableCoordinator is Coordinator {
     /// @param minStake See Coordinator.
     /// @param unbondingBlocks See Coordinator.
     constructor(uint256 minStake, uint32 unbondingBlocks)
-        Coordinator(minStake, 5, 2_000_000, 16, FeeConfig(0, 0, 0, 0), unbondingBlocks, 1, FeeConfig(1, 1, 1, 1))
+        Coordinator(minStake, 5, 2_000_000, 16, FeeConfig(0, 0, 0, 0), unbondingBlocks, 1, FeeConfig(1, 1, 1, 1), 2)
     {}
 
     /// @notice Owner: take `amount` from `node`'s stake through the internal hook.

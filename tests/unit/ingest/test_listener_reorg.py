@@ -20,7 +20,7 @@ from web3 import Web3
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient
 from oracle.chain.compile import compile_contracts
-from oracle.chain.deploy import ETHER, deploy_stack, register_node
+from oracle.chain.deploy import ETHER, deploy_stack, register_node, serve_model
 from oracle.dev.keys import DEPLOYER_KEY, NODE_KEY, REQUESTER_KEY
 from oracle.dev.processes import Anvil
 from oracle.errors import ReorgTooDeepError
@@ -103,6 +103,7 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
             16,
             16,
         )
+        serve_model(w3, Account.from_key(NODE_KEY), deployment.coordinator, model_id)
         consumer = w3.eth.contract(
             address=Web3.to_checksum_address(deployment.example_consumer),
             abi=load_artifact("ExampleConsumer").abi,

@@ -13,7 +13,13 @@ from web3 import Web3
 
 from oracle.chain.client import CoordinatorClient
 from oracle.chain.compile import compile_contracts
-from oracle.chain.deploy import ETHER, CoordinatorParams, deploy_stack, register_node
+from oracle.chain.deploy import (
+    ETHER,
+    CoordinatorParams,
+    deploy_stack,
+    register_node,
+    serve_model,
+)
 from oracle.dev.keys import DEPLOYER_KEY, NODE_KEY, REQUESTER_KEY
 from oracle.dev.processes import Anvil
 from oracle.dev.requester import Requester
@@ -45,6 +51,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         model_id, _ = register_model(
             None, ArtifactStore(tmp / "models"), coordinator, owner, EXAMPLE_MODEL, 16, 16
         )
+        serve_model(w3, node, deployment.coordinator, model_id)
         consumer = w3.eth.contract(
             address=Web3.to_checksum_address(deployment.example_consumer),
             abi=coordinator_consumer_abi(),
