@@ -8,8 +8,8 @@
   (this node does not hold the model: nothing is sent). The downgrade turns ``standby`` into
   ``seen`` (the old node works every request) and ``unserved`` into ``abandoned``.
 
-Revision ID: 0005b
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-23 23:00:00
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005b"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
