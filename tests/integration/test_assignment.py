@@ -30,7 +30,7 @@ from oracle.node import Node
 from oracle.settings import Settings, load_settings
 from oracle.types import Mode, RequestStatus
 from tests.support.chain import burst, mine
-from tests.support.contract import MODEL, NODE, ZK_MODEL, Chain, reverts_with
+from tests.support.contract import MODEL, NODE, ZK_MODEL, Chain, register_raw, reverts_with
 from tests.support.node import new_node
 from tests.support.stack import Stack, started_stack
 from tests.support.wait import wait_for
@@ -127,14 +127,7 @@ def test_after_the_window_any_serving_node_may_answer_and_no_other(chain: Chain)
 
 
 def test_a_request_nobody_serves_is_refused(chain: Chain) -> None:
-    nobody = "0x" + "44" * 32
-    send(
-        chain.w3,
-        NODE,
-        chain.coord.contract.functions.registerModel(
-            bytes.fromhex(nobody[2:]), 2, 1, 16, 16, "0x" + "00" * 20
-        ),
-    )
+    nobody, _ = register_raw(chain.w3, chain.coord.contract, NODE, "0x" + "44" * 32, (2, 1, 16, 16))
     before = int(chain.coord.contract.functions.nextRequestId().call())
     reverts_with("NoNodeServesModel", lambda: chain.request([1, 2], model=nobody))
     # Serving it, then stopping, leaves nobody again; an inactive server does not count.

@@ -604,6 +604,8 @@ def test_a_squatter_cannot_take_the_owners_model_id(chain: Chain) -> None:
     assert honest == content_model_id(SQUATTED_ONNX, artifact_code_hash("MockVerifier"), *ZK_SHAPE)
     info = chain.coord.model(honest)
     assert (info["owner"], info["verifier"]) == (OWNER.address, chain.verifier.address)
+    for model in (honest, squatted):  # the stack's node serves both (requests need a server)
+        serve_model(chain.w3, NODE, chain.coord.address, model)
     # A Zk request on the honest id: an unproven output is refused by the honest verifier...
     req = chain.request([3, 4], mode=1, model=honest)
     send(chain.w3, OWNER, chain.verifier.functions.setAnswer(False))  # the proof is not valid
@@ -653,6 +655,8 @@ def test_a_verifier_returning_a_huge_answer_is_invalid_and_costs_no_more(chain: 
     huge, _ = deploy(chain.w3, OWNER, "HugeReturnVerifier", 100_000)  # `true` + 100 KB
     small_id, _ = register_raw(chain.w3, coord, OWNER, "0x" + "a1" * 32, ZK_SHAPE, one_word)
     huge_id, _ = register_raw(chain.w3, coord, OWNER, "0x" + "a2" * 32, ZK_SHAPE, huge)
+    for model in (small_id, huge_id):
+        serve_model(chain.w3, NODE, chain.coord.address, model)
     small_req = chain.request([1, 2], mode=1, model=small_id)
     huge_req = chain.request([1, 2], mode=1, model=huge_id)
 
@@ -673,6 +677,7 @@ def test_a_verifier_whose_code_changed_is_refused(chain: Chain) -> None:
     model_id, _ = register_raw(
         chain.w3, chain.coord.contract, OWNER, SQUATTED_ONNX, ZK_SHAPE, verifier
     )
+    serve_model(chain.w3, NODE, chain.coord.address, model_id)
     req = chain.request([1, 2], mode=1, model=model_id)
     honest_code = "0x" + bytes(chain.w3.eth.get_code(Web3.to_checksum_address(verifier))).hex()
     accept_all = load_artifact("AlwaysTrueVerifier").deployed_bytecode
