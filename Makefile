@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo demo-defi demo-dao up test test-contracts test-unit test-integration faults lint fmt typecheck bench bench-zk contracts clean
+.PHONY: help setup demo demo-defi demo-dao up test test-contracts test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
@@ -18,6 +18,7 @@ help:
 	@echo "make demo-dao DAO proposals screened by a Zk-proved model before queuing"
 	@echo "make bench    latency benchmark against anvil with 1 s blocks"
 	@echo "make bench-zk zk benchmark: proof latency, verifier gas and size, calibration"
+	@echo "make bench-gas gas of request and fulfil (None, Zk, Zk error) with a real proof"
 	@echo "make lint     ruff + mypy"
 	@echo "make test-contracts Slither over the contracts (part of make test)"
 
@@ -103,6 +104,9 @@ bench: setup
 
 bench-zk: setup
 	$(BIN)/python bench/zk.py
+
+bench-gas: setup
+	$(BIN)/python bench/gas.py
 
 lint: setup typecheck
 	$(BIN)/ruff check oracle workers tests bench migrations

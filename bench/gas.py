@@ -1,0 +1,109 @@
+"""Gas of a request and its fulfilment, None and Zk, with the example MLP's real circuit.
+
+Requests go through ``ExampleConsumer.requestPrediction`` (200k callback gas); fulfilments
+are sent by the node as the relayer would: the circuit's output with its EZKL proof (dev
+SRS), and a Zk error answer. Prints JSON with the gas of each receipt and the runtime sizes
+of the Coordinator and the screened Governor. ``make bench-gas``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eth_account import Account
+from web3.logs import DISCARD
+
+from oracle.chain.artifacts import load_artifact
+from oracle.chain.client import CoordinatorClient, RequestStruct
+from oracle.chain.compile import compile_contracts
+from oracle.chain.deploy import ETHER, deploy_stack, register_node, send, serve_model
+from oracle.dev.keys import ANVIL_DEV_KEYS
+from oracle.dev.processes import Anvil
+from oracle.models import onboarding, zk
+from oracle.models.store import ArtifactStore
+from oracle.paths import ROOT
+
+OWNER, NODE, USER = (Account.from_key(k) for k in ANVIL_DEV_KEYS[:3])
+CALLBACK_GAS = 200_000
+INPUT = [round(v * (1 << 13)) for v in (0.5, -0.25, 0.75, -1.0)]
+
+
+def main() -> None:
+    compile_contracts()
+    work = Path(tempfile.mkdtemp(prefix="bench-gas-"))
+    anvil = Anvil(work / "anvil.log")
+    anvil.start()
+    try:
+        print(json.dumps(measure(anvil, work), indent=2))
+    finally:
+        anvil.stop()
+
+
+def measure(anvil: Anvil, work: Path) -> dict[str, Any]:
+    w3 = anvil.w3()
+    dep = deploy_stack(w3, OWNER, anvil.url)
+    coord = CoordinatorClient(w3, dep.coordinator)
+    register_node(w3, NODE, dep.coordinator, ETHER)
+    consumer = w3.eth.contract(
+        address=dep.example_consumer, abi=load_artifact("ExampleConsumer").abi
+    )
+    store = ArtifactStore(work / "models")
+    done = onboarding.onboard(
+        None,
+        store,
+        coord,
+        OWNER,
+        ROOT / "models" / "example_mlp.onnx",
+        ROOT / "models" / "example_mlp.calibration.json",
+        onboarding.SrsChoice(dev=True),
+        zk.CircuitParams(),
+    )
+    serve_model(w3, NODE, dep.coordinator, done.model_id)
+    files, manifest = onboarding.check_circuit(store, done.manifest.onnx_hash)
+    prover = zk.Prover(files, onboarding.srs_dir(store) / manifest.srs, work / "prove")
+    proof = prover.prove(INPUT, "bench")
+
+    def request(mode: int) -> tuple[RequestStruct, int]:
+        fee = coord.quote_fee(done.model_id, mode, CALLBACK_GAS)
+        fn = consumer.functions.requestPrediction(
+            bytes.fromhex(done.model_id[2:]), INPUT, mode, CALLBACK_GAS
+        )
+        receipt = send(w3, USER, fn, value=fee)
+        (ev,) = coord.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
+        a = ev["args"]
+        req = RequestStruct(
+            int(a["requestId"]),
+            done.model_id,
+            a["consumer"],
+            mode,
+            CALLBACK_GAS,
+            int(ev["blockNumber"]),
+            int(a["fee"]),
+            tuple(INPUT),
+        )
+        return req, int(receipt["gasUsed"])
+
+    def fulfil(req: RequestStruct, output: list[int], err: bytes, proof_bytes: bytes) -> int:
+        fn = coord.contract.functions.fulfill(req.as_tuple(), output, err, proof_bytes)
+        return int(send(w3, NODE, fn)["gasUsed"])
+
+    out: dict[str, Any] = {}
+    req, gas = request(0)
+    out["None"] = {"request": gas, "fulfill": fulfil(req, proof.output, b"", b"")}
+    req, gas = request(1)
+    out["Zk"] = {"request": gas, "fulfill": fulfil(req, proof.output, b"", proof.proof)}
+    req, gas = request(1)
+    out["Zk error answer"] = {"request": gas, "fulfill": fulfil(req, [], b"bad input", b"")}
+    for name in ("Coordinator", "ScreenedGovernor"):
+        out[f"{name} runtime bytes"] = (len(load_artifact(name).deployed_bytecode) - 2) // 2
+    return out
+
+
+if __name__ == "__main__":
+    main()
