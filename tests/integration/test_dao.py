@@ -66,6 +66,7 @@ def setup_dao(stack: Stack) -> Dao:
         zk.CircuitParams(),
     )
     assert (done.manifest.input_scale, done.manifest.output_scale) == SCALES
+    stack.local.serve(done.model_id)  # registered after the node started: declare it
     return deploy_dao(stack.w3, OWNER, stack.deployment.coordinator, done.model_id, HOLDINGS)
 
 

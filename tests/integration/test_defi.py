@@ -59,7 +59,7 @@ def prover(stack: Stack) -> Iterator[Any]:
 
 @pytest.fixture
 def risk_model(stack: Stack) -> onboarding.Onboarded:
-    return onboarding.onboard(
+    done = onboarding.onboard(
         stack.db,
         ArtifactStore(stack.settings.store.path),
         stack.coordinator,
@@ -69,6 +69,8 @@ def risk_model(stack: Stack) -> onboarding.Onboarded:
         onboarding.SrsChoice(dev=True),
         zk.CircuitParams(),
     )
+    stack.local.serve(done.model_id)  # registered after the node started: declare it
+    return done
 
 
 @pytest.fixture
@@ -196,6 +198,7 @@ def mock_market(stack: Stack) -> Market:
         (5, 1, SCORE_SCALE, SCORE_SCALE),
         verifier,
     )
+    stack.local.serve(model)
     m = Market.deploy(stack.w3, OWNER, stack.deployment.coordinator, model)
     m.fund(LENDER, debt=LENDER_DEPOSIT + LIQUIDITY)
     m.deposit(LENDER, LENDER_DEPOSIT)

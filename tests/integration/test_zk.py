@@ -44,7 +44,7 @@ class ZkSetup:
 
 
 def onboard(stack: Stack, model: ZkModel) -> onboarding.Onboarded:
-    return onboarding.onboard(
+    done = onboarding.onboard(
         stack.db,
         ArtifactStore(stack.settings.store.path),
         stack.coordinator,
@@ -54,6 +54,8 @@ def onboard(stack: Stack, model: ZkModel) -> onboarding.Onboarded:
         onboarding.SrsChoice(dev=True),
         zk.CircuitParams(),
     )
+    stack.local.serve(done.model_id)  # registered after the stack's node: declare it
+    return done
 
 
 @pytest.fixture
