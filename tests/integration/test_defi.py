@@ -39,7 +39,7 @@ from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
 from oracle.paths import ROOT
 from tests.support.chain import rpc
-from tests.support.contract import register_raw
+from tests.support.contract import register_raw, requested
 from tests.support.models import load_script
 from tests.support.stack import Stack
 
@@ -207,20 +207,7 @@ def mock_market(stack: Stack) -> Market:
 
 
 def inference_request(stack: Stack, receipt: Any) -> RequestStruct:
-    (ev,) = stack.coordinator.contract.events.InferenceRequested().process_receipt(
-        receipt, errors=DISCARD
-    )
-    a = ev["args"]
-    return RequestStruct(
-        int(a["requestId"]),
-        "0x" + bytes(a["modelId"]).hex(),
-        a["consumer"],
-        int(a["mode"]),
-        int(a["callbackGasLimit"]),
-        int(ev["blockNumber"]),
-        int(a["fee"]),
-        tuple(int(v) for v in a["input"]),
-    )
+    return requested(stack.coordinator, receipt)
 
 
 def ask(stack: Stack, market: Market, borrower: Any) -> RequestStruct:

@@ -81,20 +81,7 @@ class Chain:
             consumer.functions.requestPrediction(bytes.fromhex(model[2:]), values, mode, gas),
             value=fee,
         )
-        ev = self.coord.contract.events.InferenceRequested().process_receipt(
-            receipt, errors=DISCARD
-        )[0]
-        a = ev["args"]
-        return RequestStruct(
-            int(a["requestId"]),
-            "0x" + bytes(a["modelId"]).hex(),
-            a["consumer"],
-            int(a["mode"]),
-            int(a["callbackGasLimit"]),
-            int(ev["blockNumber"]),
-            int(a["fee"]),
-            tuple(int(v) for v in a["input"]),
-        )
+        return requested(self.coord, receipt)
 
     def fulfill(
         self,
@@ -127,6 +114,22 @@ def register_raw(
     fn = coord.functions.registerModel(bytes.fromhex(onnx_hash[2:]), *shape, verifier)
     model_id = "0x" + bytes(fn.call({"from": account.address})).hex()
     return model_id, send(w3, account, fn)
+
+
+def requested(coord: CoordinatorClient, receipt: Any) -> RequestStruct:
+    """The request a receipt's ``InferenceRequested`` log announced, as ``fulfill`` takes it."""
+    (ev,) = coord.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
+    a = ev["args"]
+    return RequestStruct(
+        int(a["requestId"]),
+        "0x" + bytes(a["modelId"]).hex(),
+        a["consumer"],
+        int(a["mode"]),
+        int(a["callbackGasLimit"]),
+        int(ev["blockNumber"]),
+        int(a["fee"]),
+        tuple(int(v) for v in a["input"]),
+    )
 
 
 def reverts_with(name: str, fn: Any) -> None:
