@@ -36,11 +36,10 @@ from oracle.chain.client import CoordinatorClient, connect
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.dev.stack import LocalStack
 from oracle.examples import onboard_with_dev_srs
-from oracle.examples.market import (  # noqa: F401 - re-exported for the tests
+from oracle.examples.market import (
     AGE_BLOCKS,
     CALM_PRICES,
     COLLATERAL,
-    GAS_MARGIN,
     LENDER_DEPOSIT,
     LOAN,
     MAX_SCORE_AGE,
@@ -57,7 +56,6 @@ from oracle.examples.market import (  # noqa: F401 - re-exported for the tests
     Market,
     ScoreRequest,
     ScoreResult,
-    _contract,
     mine,
     reference_score,
 )

@@ -15,7 +15,7 @@ from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import deploy, send
 from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY
 from oracle.errors import TransactionError
-from oracle.examples.defi import (
+from oracle.examples.market import (
     AGE_BLOCKS,
     CALM_PRICES,
     COLLATERAL,
