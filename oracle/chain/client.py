@@ -14,6 +14,7 @@ from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.logs import DISCARD
 from web3.types import LogReceipt
 
 from oracle.chain.artifacts import abi_type, all_abis, decode_revert, load_artifact
@@ -45,6 +46,9 @@ class RequestedEvent:
     log_index: int
     assignee: ChecksumAddress | None = None
     exclusive_until_block: int | None = None
+    # A ``RequestReopened`` log (an optimistic answer was slashed): the request is open again
+    # in ``mode`` (Zk) from ``block_number``, for the fee already paid.
+    reopened: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,78 @@ class RequestStruct:
             self.fee,
             list(self.input),
         )
+
+
+@dataclass(frozen=True)
+class ClaimStruct:
+    """The ``ICoordinator.Claim`` struct: a posted optimistic answer (``challenger`` None until
+    it is challenged)."""
+
+    output: tuple[int, ...]
+    node: str
+    bond: int
+    challenge_deadline: int
+    proof_deadline: int
+    challenger: str | None = None
+    challenger_bond: int = 0
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        zero = "0x" + "00" * 20
+        return (
+            list(self.output),
+            Web3.to_checksum_address(self.node),
+            self.bond,
+            self.challenge_deadline,
+            self.proof_deadline,
+            Web3.to_checksum_address(self.challenger or zero),
+            self.challenger_bond,
+        )
+
+
+@dataclass(frozen=True)
+class PostedAnswer:
+    """An ``OptimisticAnswerPosted`` log, decoded."""
+
+    request_id: int
+    node: ChecksumAddress
+    output: tuple[int, ...]
+    bond: int
+    challenge_deadline: int
+    proof_deadline: int
+    block_number: int
+    tx_hash: str
+
+    def claim(self) -> ClaimStruct:
+        return ClaimStruct(
+            self.output, self.node, self.bond, self.challenge_deadline, self.proof_deadline
+        )
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """An ``AnswerChallenged`` log, decoded."""
+
+    request_id: int
+    challenger: ChecksumAddress
+    bond: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class OptimisticConfig:
+    """The Coordinator's optimistic-mode parameters (``optimisticConfig()``)."""
+
+    challenge_window_blocks: int
+    proof_window_blocks: int
+    node_bond: int
+    challenger_bond: int
+    stake_slash: int
+    proof_gas_price: int
+    challenger_share_bps: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.challenge_window_blocks > 0
 
 
 class RevertError(ChainError):
@@ -109,8 +185,13 @@ class CoordinatorClient:
         self._requested = self.contract.events.InferenceRequested()
         self._fulfilled = self.contract.events.InferenceFulfilled()
         self._assigned = self.contract.events.RequestAssigned()
+        self._reopened = self.contract.events.RequestReopened()
+        self._posted = self.contract.events.OptimisticAnswerPosted()
+        self._challenged = self.contract.events.AnswerChallenged()
+        self._slashed = self.contract.events.OptimisticAnswerSlashed()
         self.requested_topic = self._topic("InferenceRequested")
         self.assigned_topic = self._topic("RequestAssigned")
+        self.reopened_topic = self._topic("RequestReopened")
 
     def _topic(self, event_name: str) -> HexStr:
         return HexStr("0x" + Web3.keccak(text=self._signature(event_name)).hex().removeprefix("0x"))
@@ -124,26 +205,30 @@ class CoordinatorClient:
 
     # -- reading ---------------------------------------------------------------------
     def requested_logs(self, from_block: int, to_block: int) -> list[RequestedEvent]:
-        """Requests in the range, each with its assignment: both logs come from one
-        ``eth_getLogs`` call, so they are from the same blocks (one fork)."""
+        """Requests in the range (new, or re-opened after a slashed optimistic answer), each
+        with its assignment: all logs come from one ``eth_getLogs`` call, so they are from the
+        same blocks (one fork)."""
         logs = self.w3.eth.get_logs(
             {
                 "address": self.address,
                 "fromBlock": from_block,
                 "toBlock": to_block,
-                "topics": [[self.requested_topic, self.assigned_topic]],
+                "topics": [[self.requested_topic, self.assigned_topic, self.reopened_topic]],
             }
         )
         assigned: dict[tuple[str, int], tuple[ChecksumAddress, int]] = {}
         requested: list[RequestedEvent] = []
         for log in logs:
-            if "0x" + bytes(log["topics"][0]).hex().removeprefix("0x") == self.assigned_topic:
+            topic = "0x" + bytes(log["topics"][0]).hex().removeprefix("0x")
+            if topic == self.assigned_topic:
                 args = self._assigned.process_log(log)["args"]
                 key = ("0x" + bytes(log["transactionHash"]).hex(), int(args["requestId"]))
                 assigned[key] = (
                     Web3.to_checksum_address(args["node"]),
                     int(args["exclusiveUntilBlock"]),
                 )
+            elif topic == self.reopened_topic:
+                requested.append(self.decode_requested(log, reopened=True))
             else:
                 requested.append(self.decode_requested(log))
         return [
@@ -153,8 +238,8 @@ class CoordinatorClient:
             for ev in requested
         ]
 
-    def decode_requested(self, log: LogReceipt) -> RequestedEvent:
-        ev = self._requested.process_log(log)
+    def decode_requested(self, log: LogReceipt, reopened: bool = False) -> RequestedEvent:
+        ev = (self._reopened if reopened else self._requested).process_log(log)
         args = ev["args"]
         return RequestedEvent(
             request_id=RequestId(int(args["requestId"])),
@@ -168,6 +253,7 @@ class CoordinatorClient:
             block_hash="0x" + bytes(ev["blockHash"]).hex(),
             tx_hash="0x" + bytes(ev["transactionHash"]).hex(),
             log_index=int(ev["logIndex"]),
+            reopened=reopened,
         )
 
     def fulfilled_in_receipt(self, receipt: Any) -> list[dict[str, Any]]:
@@ -202,6 +288,93 @@ class CoordinatorClient:
     def commitment(self, request_id: int) -> bytes:
         return bytes(self.contract.functions.requestCommitment(request_id).call())
 
+    # -- optimistic mode -------------------------------------------------------------
+    def claim_commitment(self, request_id: int) -> bytes:
+        """The hash of a request's open optimistic answer; 32 zero bytes when none."""
+        return bytes(self.contract.functions.claimCommitment(request_id).call())
+
+    def optimistic_config(self) -> OptimisticConfig:
+        raw = self.contract.functions.optimisticConfig().call()
+        return OptimisticConfig(*(int(v) for v in raw))
+
+    def _decode_posted(self, ev: Any) -> PostedAnswer:
+        args = ev["args"]
+        return PostedAnswer(
+            request_id=int(args["requestId"]),
+            node=Web3.to_checksum_address(args["node"]),
+            output=tuple(int(v) for v in args["output"]),
+            bond=int(args["bond"]),
+            challenge_deadline=int(args["challengeDeadline"]),
+            proof_deadline=int(args["proofDeadline"]),
+            block_number=int(ev["blockNumber"]),
+            tx_hash="0x" + bytes(ev["transactionHash"]).hex(),
+        )
+
+    def posted_in_receipt(self, receipt: Any) -> list[PostedAnswer]:
+        """Decoded ``OptimisticAnswerPosted`` events of one receipt."""
+        return [
+            self._decode_posted(ev)
+            for ev in self._posted.process_receipt(receipt, errors=DISCARD)
+            if Web3.to_checksum_address(ev["address"]) == self.address
+        ]
+
+    def posted_logs(self, from_block: int, to_block: int) -> list[PostedAnswer]:
+        """Optimistic answers posted in the range (any node)."""
+        logs = self._posted.get_logs(from_block=from_block, to_block=to_block)
+        return [self._decode_posted(ev) for ev in logs]
+
+    def challenge_logs(self, from_block: int, to_block: int) -> list[Challenge]:
+        """Challenges made in the range (against any node)."""
+        return [
+            Challenge(
+                request_id=int(ev["args"]["requestId"]),
+                challenger=Web3.to_checksum_address(ev["args"]["challenger"]),
+                bond=int(ev["args"]["bond"]),
+                block_number=int(ev["blockNumber"]),
+            )
+            for ev in self._challenged.get_logs(from_block=from_block, to_block=to_block)
+        ]
+
+    def slashing_of(self, request_id: int, from_block: int) -> dict[str, Any] | None:
+        """The ``OptimisticAnswerSlashed`` of a request on the current chain, or None."""
+        logs = self._slashed.get_logs(
+            from_block=from_block, argument_filters={"requestId": request_id}
+        )
+        if not logs:
+            return None
+        args = logs[-1]["args"]
+        return {
+            "node": Web3.to_checksum_address(args["node"]),
+            "challenger": Web3.to_checksum_address(args["challenger"]),
+            "slashed": int(args["slashed"]),
+            "to_challenger": int(args["toChallenger"]),
+            "burned": int(args["burned"]),
+            "block": int(logs[-1]["blockNumber"]),
+        }
+
+    def request_of(self, request_id: int, before_block: int) -> RequestStruct | None:
+        """The request as committed when it was last opened at or before ``before_block``
+        (from its ``InferenceRequested`` or ``RequestReopened`` log), or None."""
+        found: list[RequestedEvent] = []
+        for event, reopened in ((self._requested, False), (self._reopened, True)):
+            for log in event.get_logs(
+                from_block=0, to_block=before_block, argument_filters={"requestId": request_id}
+            ):
+                found.append(self.decode_requested(log, reopened=reopened))
+        if not found:
+            return None
+        ev = max(found, key=lambda e: (e.block_number, e.log_index))
+        return RequestStruct(
+            request_id=ev.request_id,
+            model_id=ev.model_id,
+            consumer=ev.consumer,
+            mode=int(ev.mode),
+            callback_gas_limit=ev.callback_gas_limit,
+            requested_at_block=ev.block_number,
+            fee=ev.fee,
+            input=ev.input,
+        )
+
     def model(self, model_id: str) -> dict[str, Any]:
         raw = self.contract.functions.getModel(bytes.fromhex(model_id.removeprefix("0x"))).call()
         keys = (
@@ -235,3 +408,25 @@ class CoordinatorClient:
         return HexStr(
             self.contract.encode_abi("fulfill", args=[req.as_tuple(), output, err, proof])
         )
+
+    def post_calldata(self, req: RequestStruct, output: list[int]) -> HexStr:
+        """``postOptimistic(req, output)`` (send the bond as value)."""
+        return HexStr(self.contract.encode_abi("postOptimistic", args=[req.as_tuple(), output]))
+
+    def challenge_calldata(self, req: RequestStruct, claim: ClaimStruct) -> HexStr:
+        """``challenge(req, claim)`` (send the challenger bond as value)."""
+        return HexStr(
+            self.contract.encode_abi("challenge", args=[req.as_tuple(), claim.as_tuple()])
+        )
+
+    def prove_calldata(self, req: RequestStruct, claim: ClaimStruct, proof: bytes) -> HexStr:
+        """``proveOptimistic(req, claim, proof)``."""
+        return HexStr(
+            self.contract.encode_abi(
+                "proveOptimistic", args=[req.as_tuple(), claim.as_tuple(), proof]
+            )
+        )
+
+    def finalize_calldata(self, req: RequestStruct, claim: ClaimStruct) -> HexStr:
+        """``finalize(req, claim)``."""
+        return HexStr(self.contract.encode_abi("finalize", args=[req.as_tuple(), claim.as_tuple()]))

@@ -30,6 +30,7 @@ SRC = ROOT / "solidity" / "src"
 OUT = ROOT / "solidity" / "out"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
+    "viaIR": True,
     "evmVersion": "cancun",
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }

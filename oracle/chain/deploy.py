@@ -27,6 +27,7 @@ class CoordinatorParams:
     max_input_length: int = 1024
     base_fee: int = 10**15  # 0.001 ether
     zk_premium: int = 10**16
+    optimistic_premium: int = 2 * 10**15
     # Callback gas is priced at max(block base fee, min_gas_price) * multiplier / 10_000.
     min_gas_price: int = 10**9
     gas_price_multiplier_bps: int = 10_000
@@ -35,10 +36,33 @@ class CoordinatorParams:
     # Caps on each fee component, fixed for the Coordinator's lifetime.
     max_base_fee: int = 10**17
     max_zk_premium: int = 10**18
+    max_optimistic_premium: int = 10**18
     max_min_gas_price: int = 10**11
     max_gas_price_multiplier_bps: int = 30_000
     # Blocks after a request during which only its assigned node may answer.
     exclusive_window_blocks: int = 10
+    # Optimistic mode (challenge_window_blocks 0: left disabled). Windows in blocks; the two
+    # together may not exceed unbonding_blocks. node_bond must cover a proof's verification:
+    # at least 1.5M gas (the Coordinator's verifier gas cap) at proof_gas_price.
+    challenge_window_blocks: int = 10
+    proof_window_blocks: int = 20
+    node_bond: int = 2 * 10**16
+    challenger_bond: int = 10**16
+    stake_slash: int = 10**17
+    proof_gas_price: int = 10 * 10**9
+    challenger_share_bps: int = 5_000
+
+    def optimistic_config(self) -> tuple[int, ...]:
+        """The ``OptimisticConfig`` tuple for ``setOptimisticConfig``."""
+        return (
+            self.challenge_window_blocks,
+            self.proof_window_blocks,
+            self.node_bond,
+            self.challenger_bond,
+            self.stake_slash,
+            self.proof_gas_price,
+            self.challenger_share_bps,
+        )
 
     def constructor_args(self) -> list[Any]:
         return [
@@ -46,12 +70,19 @@ class CoordinatorParams:
             self.request_timeout_blocks,
             self.max_callback_gas_limit,
             self.max_input_length,
-            (self.base_fee, self.zk_premium, self.min_gas_price, self.gas_price_multiplier_bps),
+            (
+                self.base_fee,
+                self.zk_premium,
+                self.optimistic_premium,
+                self.min_gas_price,
+                self.gas_price_multiplier_bps,
+            ),
             self.unbonding_blocks,
             self.fee_change_delay_blocks,
             (
                 self.max_base_fee,
                 self.max_zk_premium,
+                self.max_optimistic_premium,
                 self.max_min_gas_price,
                 self.max_gas_price_multiplier_bps,
             ),
@@ -143,9 +174,13 @@ def deploy_stack(
     rpc_url: str,
     params: CoordinatorParams | None = None,
 ) -> Deployment:
-    """Deploy a Coordinator and the example consumer."""
+    """Deploy a Coordinator (with optimistic mode configured unless its challenge window is
+    zero) and the example consumer."""
     params = params or CoordinatorParams()
     coordinator, receipt = deploy(w3, owner, "Coordinator", *params.constructor_args())
+    if params.challenge_window_blocks:
+        contract = w3.eth.contract(address=coordinator, abi=load_artifact("Coordinator").abi)
+        send(w3, owner, contract.functions.setOptimisticConfig(params.optimistic_config()))
     consumer, _ = deploy(w3, owner, "ExampleConsumer", coordinator)
     return Deployment(
         chain_id=int(w3.eth.chain_id),

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {ICoordinator} from "./interfaces/ICoordinator.sol";
 import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
@@ -23,20 +24,45 @@ import {FieldMath} from "./libraries/FieldMath.sol";
 /// Assignment: nodes declare the models they serve; each request is assigned at request time to
 /// one active node serving its model, which alone may answer until `exclusiveWindowBlocks` after
 /// the request's block; after that any active node serving the model may answer.
+/// Optimistic mode: the node posts an output with a bond (`postOptimistic`); anyone may challenge
+/// it with a bond until the challenge deadline; a challenged answer is delivered only with an EZKL
+/// proof posted by the proof deadline, else the node's bond and part of its stake are slashed and
+/// the request re-opens in Zk mode. Both deadlines are fixed when the answer is posted. See
+/// docs/design.md, "Optimistic mode".
 contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice Fee parameters, set by the owner (each component under a cap fixed at construction).
     /// A request's fee is `baseFee + premium + callbackGasLimit * gasPrice * gasPriceMultiplierBps
     /// / 10_000`, where `premium` is `zkPremium` for Zk requests (zero for None) and `gasPrice` is
     /// `max(block.basefee, minGasPrice)` at the request.
     struct FeeConfig {
-        uint96 baseFee;
-        uint96 zkPremium;
+        uint64 baseFee;
+        uint64 zkPremium;
+        uint64 optimisticPremium;
         uint48 minGasPrice;
         uint16 gasPriceMultiplierBps;
     }
 
+    /// @notice Optimistic-mode parameters, set by the owner (`setOptimisticConfig`). A change
+    /// applies to answers posted after it; a posted answer keeps its bond and deadlines.
+    /// `nodeBond` must cover a proof's verification (`VERIFIER_GAS_LIMIT * proofGasPrice`);
+    /// `challengeWindowBlocks + proofWindowBlocks` must not exceed `unbondingBlocks()`;
+    /// `challengerShareBps` is at most `MAX_CHALLENGER_SHARE_BPS`, so a node challenging its own
+    /// wrong answer always loses the rest of what is slashed.
+    struct OptimisticConfig {
+        uint32 challengeWindowBlocks;
+        uint32 proofWindowBlocks;
+        uint96 nodeBond;
+        uint96 challengerBond;
+        uint96 stakeSlash;
+        uint64 proofGasPrice;
+        uint16 challengerShareBps;
+    }
+
     struct Node {
-        uint256 stake;
+        uint128 stake;
+        /// @dev Optimistic answers of this node not yet resolved: its stake cannot be withdrawn
+        /// while any is open (kept across deregistration).
+        uint32 openClaims;
         bool registered;
     }
 
@@ -62,6 +88,10 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @dev Most serving-list entries a request looks at to find an active node (inactive entries
     /// are skipped; anyone may remove them with `dropInactiveServer`).
     uint256 internal constant MAX_ASSIGN_PROBES = 8;
+    /// @dev Largest share of a slashed amount that goes to the challenger; the rest is burned.
+    uint16 internal constant MAX_CHALLENGER_SHARE_BPS = 5_000;
+    /// @dev Most items `finalizeMany` takes in one call.
+    uint256 internal constant MAX_FINALIZE_BATCH = 64;
 
     uint256 private immutable i_minStake;
     uint32 private immutable i_requestTimeoutBlocks;
@@ -69,8 +99,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint32 private immutable i_maxInputLength;
     uint32 private immutable i_unbondingBlocks;
     uint32 private immutable i_feeChangeDelayBlocks;
-    uint96 private immutable i_maxBaseFee;
-    uint96 private immutable i_maxZkPremium;
+    uint64 private immutable i_maxBaseFee;
+    uint64 private immutable i_maxZkPremium;
+    uint64 private immutable i_maxOptimisticPremium;
     uint48 private immutable i_maxMinGasPrice;
     uint16 private immutable i_maxGasPriceMultiplierBps;
     uint32 private immutable i_exclusiveWindowBlocks;
@@ -96,6 +127,11 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @dev Nodes that declared they serve a model, and each one's index in that list plus one.
     mapping(bytes32 modelId => address[]) private s_servers;
     mapping(bytes32 modelId => mapping(address node => uint256)) private s_serverSlots;
+    OptimisticConfig private s_optimistic;
+    /// @dev A posted optimistic answer: `keccak256(abi.encode(req, claim))`; zero when none.
+    mapping(uint256 requestId => bytes32) private s_claims;
+    /// @dev Wei burned by slashing (sent to the zero address), for accounting.
+    uint256 private s_burned;
 
     // ---------------------------------------------------------------- errors
     error ScaleTooLarge(uint8 inputScale, uint8 outputScale, uint8 max);
@@ -105,7 +141,6 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error UnknownModel(bytes32 modelId);
     error InvalidMode(uint8 mode);
     error ModelNotVerifiable(bytes32 modelId, uint8 mode);
-    error ModeNotSupported(uint8 mode);
     error CallbackGasLimitTooHigh(uint32 limit, uint32 max);
     error EmptyInput();
     error InputTooLong(uint256 length, uint32 max);
@@ -138,6 +173,22 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error AlreadyServingModel(bytes32 modelId, address node);
     error NotServingModel(bytes32 modelId, address node);
     error ServerStillActive(bytes32 modelId, address node);
+    error OptimisticModeDisabled();
+    error NotOptimisticRequest(uint256 requestId, uint8 mode);
+    error OptimisticAnswerNeedsBond(uint256 requestId);
+    error InsufficientBond(uint256 required, uint256 provided);
+    error NoClaim(uint256 requestId);
+    error ClaimMismatch(uint256 requestId);
+    error AlreadyChallenged(uint256 requestId, address challenger);
+    error NotChallenged(uint256 requestId);
+    error ChallengeWindowClosed(uint256 requestId, uint64 challengeDeadline);
+    error ChallengeWindowOpen(uint256 requestId, uint64 challengeDeadline);
+    error ProofWindowClosed(uint256 requestId, uint64 proofDeadline);
+    error ProofWindowOpen(uint256 requestId, uint64 proofDeadline);
+    error InvalidOptimisticConfig(uint8 field);
+    error OpenClaimsPending(address node, uint32 openClaims);
+    error BatchTooLarge(uint256 length, uint256 max);
+    error BatchLengthMismatch(uint256 requests, uint256 claims);
 
     // ---------------------------------------------------------------- events
     /// @notice A model record was created under its content-addressed id (see `registerModel`).
@@ -167,10 +218,17 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// construction, and for a scheduled change when it is first applied (by the first request at
     /// or after `effectiveBlock`, or by `applyFeeConfig`); `quoteFee` uses it from
     /// `effectiveBlock` on whether or not this event was emitted yet.
-    event FeeConfigSet(uint96 baseFee, uint96 zkPremium, uint48 minGasPrice, uint16 gasPriceMultiplierBps);
+    event FeeConfigSet(
+        uint64 baseFee, uint64 zkPremium, uint64 optimisticPremium, uint48 minGasPrice, uint16 gasPriceMultiplierBps
+    );
     /// @notice The owner scheduled a fee change that takes effect at block `effectiveBlock`.
     event FeeConfigScheduled(
-        uint96 baseFee, uint96 zkPremium, uint48 minGasPrice, uint16 gasPriceMultiplierBps, uint64 effectiveBlock
+        uint64 baseFee,
+        uint64 zkPremium,
+        uint64 optimisticPremium,
+        uint48 minGasPrice,
+        uint16 gasPriceMultiplierBps,
+        uint64 effectiveBlock
     );
     /// @notice A request paid more than its fee; the excess is owed to the consumer (`withdrawFees`).
     event OverpaymentCredited(uint256 indexed requestId, address indexed consumer, uint256 amount);
@@ -195,6 +253,56 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     event RequestAssigned(uint256 indexed requestId, address indexed node, uint64 exclusiveUntilBlock);
     /// @notice An expired request was cancelled and its fee refunded to the consumer.
     event RequestCancelled(uint256 indexed requestId, address indexed consumer, uint256 refund);
+    /// @notice The owner changed the optimistic-mode parameters (answers posted from now on).
+    event OptimisticConfigSet(
+        uint32 challengeWindowBlocks,
+        uint32 proofWindowBlocks,
+        uint96 nodeBond,
+        uint96 challengerBond,
+        uint96 stakeSlash,
+        uint64 proofGasPrice,
+        uint16 challengerShareBps
+    );
+    /// @notice `node` posted an optimistic answer with `bond`. Anyone may challenge it up to and
+    /// including block `challengeDeadline`; a challenged answer must be proven up to and including
+    /// block `proofDeadline`. The consumer hears nothing until it is finalised.
+    event OptimisticAnswerPosted(
+        uint256 indexed requestId,
+        address indexed node,
+        int256[] output,
+        uint256 bond,
+        uint64 challengeDeadline,
+        uint64 proofDeadline
+    );
+    /// @notice `challenger` disputed the posted answer with `bond`.
+    event AnswerChallenged(uint256 indexed requestId, address indexed challenger, uint256 bond);
+    /// @notice A proof of the challenged answer verified: the challenger's bond went to the node.
+    event ChallengeDefeated(
+        uint256 indexed requestId, address indexed node, address indexed challenger, uint256 challengerBond
+    );
+    /// @notice A challenged answer was not proven in time: `slashed` wei (the node's bond and part
+    /// of its stake) were taken; `toChallenger` of them went to the challenger (besides its own
+    /// bond back) and `burned` to the zero address. The output was never delivered.
+    event OptimisticAnswerSlashed(
+        uint256 indexed requestId,
+        address indexed node,
+        address indexed challenger,
+        uint256 slashed,
+        uint256 toChallenger,
+        uint256 burned
+    );
+    /// @notice A request whose optimistic answer was slashed is open again, in `mode` (Zk), from
+    /// block `requestedAtBlock` (this block), for the fee already paid. Followed by
+    /// `RequestAssigned` (node zero: any node serving the model may answer at once).
+    event RequestReopened(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed consumer,
+        int256[] input,
+        uint8 mode,
+        uint32 callbackGasLimit,
+        uint256 fee
+    );
 
     /// @param minStake Wei a node must stake to fulfil.
     /// @param requestTimeoutBlocks Blocks after which the consumer may cancel an unanswered request.
@@ -225,6 +333,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         i_feeChangeDelayBlocks = feeChangeDelayBlocks;
         i_maxBaseFee = feeCaps.baseFee;
         i_maxZkPremium = feeCaps.zkPremium;
+        i_maxOptimisticPremium = feeCaps.optimisticPremium;
         i_maxMinGasPrice = feeCaps.minGasPrice;
         i_maxGasPriceMultiplierBps = feeCaps.gasPriceMultiplierBps;
         i_exclusiveWindowBlocks = exclusiveWindowBlocks;
@@ -232,7 +341,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         s_fees = fees;
         s_previousFees = fees;
         s_feesFromBlock = uint64(block.number);
-        emit FeeConfigSet(fees.baseFee, fees.zkPremium, fees.minGasPrice, fees.gasPriceMultiplierBps);
+        emit FeeConfigSet(
+            fees.baseFee, fees.zkPremium, fees.optimisticPremium, fees.minGasPrice, fees.gasPriceMultiplierBps
+        );
     }
 
     // ---------------------------------------------------------------- models
@@ -305,7 +416,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         if (s_paused[msg.sender]) revert NodeIsPaused(msg.sender);
         if (s_nodes[msg.sender].registered) revert NodeAlreadyRegistered(msg.sender);
         if (msg.value < i_minStake) revert InsufficientStake(i_minStake, msg.value);
-        s_nodes[msg.sender] = Node({stake: msg.value, registered: true});
+        Node storage node = s_nodes[msg.sender];
+        node.stake = SafeCast.toUint128(msg.value);
+        node.registered = true; // openClaims carries over from an earlier registration
         emit NodeRegistered(msg.sender, msg.value);
     }
 
@@ -313,21 +426,26 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// `unbondingBlocks()` blocks, stays slashable meanwhile, and is then taken back with
     /// `withdrawStake`. Deregistering again while unbonding adds to it and restarts the delay.
     function deregisterNode() external {
-        Node memory node = s_nodes[msg.sender];
+        Node storage node = s_nodes[msg.sender];
         if (!node.registered) revert NodeNotRegistered(msg.sender);
-        delete s_nodes[msg.sender];
+        uint256 stake = node.stake;
+        node.stake = 0;
+        node.registered = false;
         Unbonding storage u = s_unbonding[msg.sender];
-        u.amount += node.stake;
+        u.amount += stake;
         uint64 releaseBlock = uint64(block.number) + i_unbondingBlocks;
         u.releaseBlock = releaseBlock;
-        emit NodeDeregistered(msg.sender, node.stake, releaseBlock);
+        emit NodeDeregistered(msg.sender, stake, releaseBlock);
     }
 
-    /// @notice Take back the caller's unbonded stake once its unbonding delay is over.
+    /// @notice Take back the caller's unbonded stake once its unbonding delay is over and none of
+    /// its optimistic answers is still open (each may yet be slashed).
     function withdrawStake() external nonReentrant {
         Unbonding memory u = s_unbonding[msg.sender];
         if (u.amount == 0) revert NothingToWithdraw(msg.sender);
         if (block.number < u.releaseBlock) revert StakeStillBonded(msg.sender, u.releaseBlock);
+        uint32 open = s_nodes[msg.sender].openClaims;
+        if (open != 0) revert OpenClaimsPending(msg.sender, open);
         delete s_unbonding[msg.sender];
         emit StakeWithdrawn(msg.sender, u.amount);
         _send(payable(msg.sender), u.amount);
@@ -342,15 +460,22 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         emit NodePausedSet(node, paused);
     }
 
-    /// @notice True when `node` is registered and not paused.
+    /// @notice True when `node` is registered, not paused, and its stake (after any slashing) is
+    /// still at least `minStake()`.
     function isActiveNode(address node) public view returns (bool) {
-        return s_nodes[node].registered && !s_paused[node];
+        Node storage n = s_nodes[node];
+        return n.registered && n.stake >= i_minStake && !s_paused[node];
     }
 
     /// @notice A node's stake and flags.
     function getNode(address node) external view returns (uint256 stake, bool registered, bool paused) {
         Node storage n = s_nodes[node];
         return (n.stake, n.registered, s_paused[node]);
+    }
+
+    /// @notice How many optimistic answers of `node` are posted and not yet resolved.
+    function openClaims(address node) external view returns (uint32) {
+        return s_nodes[node].openClaims;
     }
 
     /// @notice A deregistered node's stake still locked, and the block from which it may be withdrawn.
@@ -434,7 +559,12 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         s_pendingFees = fees;
         s_pendingFeesFromBlock = effectiveBlock;
         emit FeeConfigScheduled(
-            fees.baseFee, fees.zkPremium, fees.minGasPrice, fees.gasPriceMultiplierBps, effectiveBlock
+            fees.baseFee,
+            fees.zkPremium,
+            fees.optimisticPremium,
+            fees.minGasPrice,
+            fees.gasPriceMultiplierBps,
+            effectiveBlock
         );
     }
 
@@ -458,7 +588,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice The caps on each fee component and the delay of a fee change, fixed at construction.
     function feeLimits() external view returns (FeeConfig memory caps, uint32 changeDelayBlocks) {
         return (
-            FeeConfig(i_maxBaseFee, i_maxZkPremium, i_maxMinGasPrice, i_maxGasPriceMultiplierBps),
+            FeeConfig(
+                i_maxBaseFee, i_maxZkPremium, i_maxOptimisticPremium, i_maxMinGasPrice, i_maxGasPriceMultiplierBps
+            ),
             i_feeChangeDelayBlocks
         );
     }
@@ -489,7 +621,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         if (!model.exists) revert UnknownModel(modelId);
         if (mode > MODE_OPTIMISTIC) revert InvalidMode(mode);
         if (mode != MODE_NONE && model.verifier == address(0)) revert ModelNotVerifiable(modelId, mode);
-        if (mode == MODE_OPTIMISTIC) revert ModeNotSupported(mode);
+        if (mode == MODE_OPTIMISTIC && s_optimistic.challengeWindowBlocks == 0) revert OptimisticModeDisabled();
         if (callbackGasLimit > i_maxCallbackGasLimit) {
             revert CallbackGasLimitTooHigh(callbackGasLimit, i_maxCallbackGasLimit);
         }
@@ -542,10 +674,12 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// (`NotAssignedNode`); from then on any active node serving the model may.
     /// @dev A successful answer has exactly the model's output length. In Zk mode it must carry a
     /// proof the model's verifier accepts, with the request's input followed by `output` as public
-    /// instances, every output in the canonical signed field range. The consumer's callback gets
-    /// exactly `callbackGasLimit` gas and its failure does not revert this call. A Zk error answer
-    /// carries no output (`UnprovenOutput`): the node keeps the base fee and the callback gas it
-    /// paid for, and the Zk premium (as configured at `requestedAtBlock`) goes back to the consumer.
+    /// instances, every output in the canonical signed field range. An Optimistic request is
+    /// answered here only with an error; its output goes through `postOptimistic`. The consumer's
+    /// callback gets exactly `callbackGasLimit` gas and its failure does not revert this call. A
+    /// Zk or Optimistic error answer carries no output (`UnprovenOutput`): the node keeps the base
+    /// fee and the callback gas it paid for, and the mode's premium (as configured at
+    /// `requestedAtBlock`) goes back to the consumer.
     /// @param req The request exactly as committed.
     /// @param output Fixed-point output (empty when `err` is set).
     /// @param err Empty on success, otherwise a short reason of at most 256 bytes.
@@ -567,17 +701,18 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
             uint32 outputLength = model.outputLength;
             if (output.length != outputLength) revert OutputLengthMismatch(req.requestId, output.length, outputLength);
             if (req.mode == MODE_ZK) _verify(req, model, output, proof);
-        } else if (req.mode == MODE_ZK && output.length != 0) {
+            if (req.mode == MODE_OPTIMISTIC) revert OptimisticAnswerNeedsBond(req.requestId);
+        } else if (req.mode != MODE_NONE && output.length != 0) {
             revert UnprovenOutput(req.requestId);
         }
 
         delete s_commitments[req.requestId];
         delete s_assignees[req.requestId];
-        if (req.mode == MODE_ZK && err.length != 0) {
+        if (req.mode != MODE_NONE && err.length != 0) {
             // An unproven failure earns no premium: the consumer gets it back (withdrawable), so a
             // node gains nothing by answering "failed" instead of proving; the node keeps what
             // covers the callback it still pays for.
-            uint256 premium = _feesAt(req.requestedAtBlock).zkPremium;
+            uint256 premium = _premium(_feesAt(req.requestedAtBlock), req.mode);
             if (premium > req.fee) premium = req.fee;
             s_nodeBalances[req.consumer] += premium;
             s_nodeBalances[msg.sender] += req.fee - premium;
@@ -605,6 +740,174 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         delete s_assignees[req.requestId];
         emit RequestCancelled(req.requestId, req.consumer, req.fee);
         _send(payable(req.consumer), req.fee);
+    }
+
+    // ---------------------------------------------------------------- optimistic mode
+    /// @notice Owner: set the optimistic-mode parameters. Optimistic requests are refused while
+    /// `challengeWindowBlocks` is zero (the default). Answers already posted keep their bond and
+    /// deadlines; the slash amount and challenger share in force at resolution apply.
+    /// @param c The new parameters (see `OptimisticConfig` for the rules they must meet).
+    function setOptimisticConfig(OptimisticConfig calldata c) external onlyOwner {
+        if (c.challengeWindowBlocks == 0) revert InvalidOptimisticConfig(0);
+        if (c.proofWindowBlocks == 0) revert InvalidOptimisticConfig(1);
+        if (uint256(c.challengeWindowBlocks) + c.proofWindowBlocks > i_unbondingBlocks) {
+            revert InvalidOptimisticConfig(2);
+        }
+        if (uint256(c.nodeBond) < VERIFIER_GAS_LIMIT * c.proofGasPrice || c.proofGasPrice == 0) {
+            revert InvalidOptimisticConfig(3);
+        }
+        if (c.challengerBond == 0) revert InvalidOptimisticConfig(4);
+        if (c.challengerShareBps > MAX_CHALLENGER_SHARE_BPS) revert InvalidOptimisticConfig(5);
+        s_optimistic = c;
+        emit OptimisticConfigSet(
+            c.challengeWindowBlocks,
+            c.proofWindowBlocks,
+            c.nodeBond,
+            c.challengerBond,
+            c.stakeSlash,
+            c.proofGasPrice,
+            c.challengerShareBps
+        );
+    }
+
+    /// @notice The optimistic-mode parameters in force.
+    function optimisticConfig() external view returns (OptimisticConfig memory) {
+        return s_optimistic;
+    }
+
+    /// @notice The stored hash of a request's open optimistic answer; zero when none.
+    function claimCommitment(uint256 requestId) external view returns (bytes32) {
+        return s_claims[requestId];
+    }
+
+    /// @notice Wei burned by slashing so far.
+    function burnedWei() external view returns (uint256) {
+        return s_burned;
+    }
+
+    /// @notice Post an optimistic answer to a pending Optimistic request, with a bond of at least
+    /// `optimisticConfig().nodeBond` (`msg.value`; all of it is the bond). The same rules as
+    /// `fulfill` decide who may answer and when. The consumer hears nothing yet: the answer is
+    /// delivered by `finalize` after the challenge deadline, or by `proveOptimistic` if challenged.
+    /// @param req The request exactly as committed (mode Optimistic).
+    /// @param output Fixed-point output: the model's output length, each value in the canonical
+    /// signed field range (so that it can be proven if challenged).
+    function postOptimistic(Request calldata req, int256[] calldata output) external payable nonReentrant {
+        if (!isActiveNode(msg.sender)) revert NotActiveNode(msg.sender);
+        bytes32 stored = s_commitments[req.requestId];
+        if (stored == bytes32(0)) revert RequestNotPending(req.requestId);
+        if (stored != keccak256(abi.encode(req))) revert CommitmentMismatch(req.requestId);
+        if (req.mode != MODE_OPTIMISTIC) revert NotOptimisticRequest(req.requestId, req.mode);
+        uint256 deadline = uint256(req.requestedAtBlock) + i_requestTimeoutBlocks;
+        if (block.number > deadline) revert RequestExpired(req.requestId, deadline);
+        _checkAssignment(req);
+        uint32 outputLength = s_models[req.modelId].outputLength;
+        if (output.length != outputLength) revert OutputLengthMismatch(req.requestId, output.length, outputLength);
+        for (uint256 i = 0; i < output.length; ++i) {
+            if (!FieldMath.inRange(output[i])) revert OutputOutOfFieldRange(req.requestId, i, output[i]);
+        }
+        OptimisticConfig memory c = s_optimistic;
+        if (msg.value < c.nodeBond) revert InsufficientBond(c.nodeBond, msg.value);
+
+        uint64 challengeDeadline = uint64(block.number) + c.challengeWindowBlocks;
+        uint64 proofDeadline = challengeDeadline + c.proofWindowBlocks;
+        Claim memory claim = Claim({
+            output: output,
+            node: msg.sender,
+            bond: SafeCast.toUint96(msg.value),
+            challengeDeadline: challengeDeadline,
+            proofDeadline: proofDeadline,
+            challenger: address(0),
+            challengerBond: 0
+        });
+        delete s_commitments[req.requestId];
+        delete s_assignees[req.requestId];
+        s_claims[req.requestId] = keccak256(abi.encode(req, claim));
+        s_nodes[msg.sender].openClaims += 1;
+        emit OptimisticAnswerPosted(req.requestId, msg.sender, output, msg.value, challengeDeadline, proofDeadline);
+    }
+
+    /// @notice Dispute a posted optimistic answer: anyone, once per answer, up to and including
+    /// block `claim.challengeDeadline`, with a bond of at least `optimisticConfig().challengerBond`
+    /// (`msg.value`). The node must then prove the answer by `claim.proofDeadline` or be slashed.
+    /// @param req The request exactly as committed.
+    /// @param claim The posted answer exactly as in `OptimisticAnswerPosted`.
+    function challenge(Request calldata req, Claim calldata claim) external payable nonReentrant {
+        _checkClaim(req, claim);
+        if (claim.challenger != address(0)) revert AlreadyChallenged(req.requestId, claim.challenger);
+        if (block.number > claim.challengeDeadline) {
+            revert ChallengeWindowClosed(req.requestId, claim.challengeDeadline);
+        }
+        uint96 required = s_optimistic.challengerBond;
+        if (msg.value < required) revert InsufficientBond(required, msg.value);
+        Claim memory disputed = claim;
+        disputed.challenger = msg.sender;
+        disputed.challengerBond = SafeCast.toUint96(msg.value);
+        s_claims[req.requestId] = keccak256(abi.encode(req, disputed));
+        emit AnswerChallenged(req.requestId, msg.sender, msg.value);
+    }
+
+    /// @notice Prove a challenged answer: anyone, up to and including block `claim.proofDeadline`,
+    /// with an EZKL proof of exactly the posted output for the request's input. The answer is then
+    /// delivered (as by `finalize`) and the challenger's bond goes to the node. An invalid proof
+    /// reverts (`InvalidProof`) and changes nothing.
+    /// @param req The request exactly as committed.
+    /// @param claim The challenged answer exactly as in `OptimisticAnswerPosted` and `AnswerChallenged`.
+    /// @param proof The proof.
+    function proveOptimistic(Request calldata req, Claim calldata claim, bytes calldata proof)
+        external
+        nonReentrant
+    {
+        _checkClaim(req, claim);
+        if (claim.challenger == address(0)) revert NotChallenged(req.requestId);
+        if (block.number > claim.proofDeadline) revert ProofWindowClosed(req.requestId, claim.proofDeadline);
+        _verify(req, s_models[req.modelId], claim.output, proof);
+        s_nodeBalances[claim.node] += claim.challengerBond;
+        emit ChallengeDefeated(req.requestId, claim.node, claim.challenger, claim.challengerBond);
+        _deliver(req, claim);
+    }
+
+    /// @notice Resolve an optimistic answer whose deadline has passed; anyone may call it. An
+    /// unchallenged answer (after `claim.challengeDeadline`) is delivered: the consumer's callback
+    /// fires once, with exactly its gas, and its failure changes nothing else; the node gets its
+    /// bond and the fee. A challenged answer not proven by `claim.proofDeadline` is slashed (see
+    /// `OptimisticAnswerSlashed`) and the request re-opens in Zk mode (`RequestReopened`).
+    /// @param req The request exactly as committed.
+    /// @param claim The answer exactly as in its events.
+    function finalize(Request calldata req, Claim calldata claim) external nonReentrant {
+        _checkClaim(req, claim);
+        if (claim.challenger == address(0)) {
+            if (block.number <= claim.challengeDeadline) {
+                revert ChallengeWindowOpen(req.requestId, claim.challengeDeadline);
+            }
+        } else if (block.number <= claim.proofDeadline) {
+            revert ProofWindowOpen(req.requestId, claim.proofDeadline);
+        }
+        _resolve(req, claim);
+    }
+
+    /// @notice `finalize` for up to 64 answers in one call, for keepers: items that cannot be
+    /// resolved now (not open, mismatched, deadline not passed) are skipped, not reverted.
+    /// @param reqs The requests.
+    /// @param claims Their answers, in the same order.
+    /// @return resolved How many items were resolved.
+    function finalizeMany(Request[] calldata reqs, Claim[] calldata claims)
+        external
+        nonReentrant
+        returns (uint256 resolved)
+    {
+        if (reqs.length != claims.length) revert BatchLengthMismatch(reqs.length, claims.length);
+        if (reqs.length > MAX_FINALIZE_BATCH) revert BatchTooLarge(reqs.length, MAX_FINALIZE_BATCH);
+        for (uint256 i = 0; i < reqs.length; ++i) {
+            Request calldata req = reqs[i];
+            Claim calldata claim = claims[i];
+            bytes32 stored = s_claims[req.requestId];
+            if (stored == bytes32(0) || stored != keccak256(abi.encode(req, claim))) continue;
+            uint64 deadline = claim.challenger == address(0) ? claim.challengeDeadline : claim.proofDeadline;
+            if (block.number <= deadline) continue;
+            _resolve(req, claim);
+            ++resolved;
+        }
     }
 
     // ---------------------------------------------------------------- getters
@@ -640,38 +943,120 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
 
     // ---------------------------------------------------------------- internals
     /// @dev Take `amount` from `node`'s stake: the active stake first, then the unbonding stake.
-    /// The slashed wei stay in this contract; the caller (the coming optimistic mode's dispute
-    /// resolution) decides where they go. No public entry point calls this yet.
+    /// The slashed wei stay in this contract; the caller decides where they go.
     function _slash(address node, uint256 amount) internal {
         Node storage n = s_nodes[node];
         Unbonding storage u = s_unbonding[node];
-        uint256 available = n.stake + u.amount;
+        uint256 available = uint256(n.stake) + u.amount;
         if (amount > available) revert SlashExceedsStake(node, amount, available);
         uint256 fromActive = amount < n.stake ? amount : n.stake;
-        n.stake -= fromActive;
+        n.stake -= uint128(fromActive);
         u.amount -= amount - fromActive;
         emit NodeSlashed(node, amount);
     }
 
+    /// @dev The claim must be the request's open optimistic answer.
+    function _checkClaim(Request calldata req, Claim calldata claim) private view {
+        bytes32 stored = s_claims[req.requestId];
+        if (stored == bytes32(0)) revert NoClaim(req.requestId);
+        if (stored != keccak256(abi.encode(req, claim))) revert ClaimMismatch(req.requestId);
+    }
+
+    /// @dev Deadline passed: deliver an unchallenged answer, slash an unproven challenged one.
+    function _resolve(Request calldata req, Claim calldata claim) private {
+        if (claim.challenger == address(0)) {
+            _deliver(req, claim);
+        } else {
+            _slashClaim(req, claim);
+        }
+    }
+
+    /// @dev The one terminal success of an optimistic answer: close it, pay the node its bond and
+    /// the fee, and call the consumer with exactly its gas (its failure changes nothing else).
+    function _deliver(Request calldata req, Claim calldata claim) private {
+        delete s_claims[req.requestId];
+        s_nodes[claim.node].openClaims -= 1;
+        s_nodeBalances[claim.node] += uint256(claim.bond) + req.fee;
+        bytes memory payload =
+            abi.encodeCall(IInferenceConsumer.rawFulfillInference, (req.requestId, claim.output, bytes("")));
+        bool ok = _callWithExactGas(req.requestId, req.callbackGasLimit, req.consumer, payload);
+        emit InferenceFulfilled(req.requestId, claim.node, ok, claim.output, "");
+    }
+
+    /// @dev The one terminal failure of an optimistic answer: take the node's bond and up to
+    /// `stakeSlash` of its stake; the challenger gets its bond back and `challengerShareBps` of
+    /// what was taken, the rest is burned; the request re-opens in Zk mode for the fee already
+    /// paid, assigned to another node serving the model (or to none: then any may answer).
+    function _slashClaim(Request calldata req, Claim calldata claim) private {
+        delete s_claims[req.requestId];
+        s_nodes[claim.node].openClaims -= 1;
+        OptimisticConfig memory c = s_optimistic;
+        uint256 available = uint256(s_nodes[claim.node].stake) + s_unbonding[claim.node].amount;
+        uint256 fromStake = c.stakeSlash < available ? c.stakeSlash : available;
+        if (fromStake != 0) _slash(claim.node, fromStake);
+        uint256 slashed = uint256(claim.bond) + fromStake;
+        uint256 toChallenger = (slashed * c.challengerShareBps) / 10_000;
+        uint256 burned = slashed - toChallenger;
+        s_nodeBalances[claim.challenger] += uint256(claim.challengerBond) + toChallenger;
+        s_burned += burned;
+        emit OptimisticAnswerSlashed(req.requestId, claim.node, claim.challenger, slashed, toChallenger, burned);
+        _reopen(req, claim.node);
+        // Burned wei leave the contract for good: nobody, the owner included, can take them.
+        // slither-disable-next-line arbitrary-send-eth
+        (bool sent,) = payable(address(0)).call{value: burned}("");
+        if (!sent) revert TransferFailed(address(0), burned);
+    }
+
+    /// @dev Open a slashed request again in Zk mode, from this block, for the fee already paid.
+    function _reopen(Request calldata req, address excluded) private {
+        Request memory reopened = Request({
+            requestId: req.requestId,
+            modelId: req.modelId,
+            consumer: req.consumer,
+            mode: MODE_ZK,
+            callbackGasLimit: req.callbackGasLimit,
+            requestedAtBlock: uint64(block.number),
+            fee: req.fee,
+            input: req.input
+        });
+        address assignee = _findServer(req.modelId, req.requestId, excluded);
+        s_commitments[req.requestId] = keccak256(abi.encode(reopened));
+        s_assignees[req.requestId] = assignee;
+        emit RequestReopened(
+            req.requestId, req.modelId, req.consumer, req.input, MODE_ZK, req.callbackGasLimit, req.fee
+        );
+        uint64 exclusiveUntil = uint64(block.number);
+        if (assignee != address(0)) exclusiveUntil += i_exclusiveWindowBlocks;
+        emit RequestAssigned(req.requestId, assignee, exclusiveUntil);
+    }
+
     /// @dev The request's node: rotate through the model's serving list by request id and take
     /// the first active node, looking at no more than `MAX_ASSIGN_PROBES` entries.
-    function _assign(bytes32 modelId, uint256 requestId) private view returns (address) {
+    function _assign(bytes32 modelId, uint256 requestId) private view returns (address node) {
+        node = _findServer(modelId, requestId, address(0));
+        if (node == address(0)) revert NoNodeServesModel(modelId);
+    }
+
+    /// @dev The first active node other than `excluded` in the model's serving list, starting at
+    /// `requestId`'s turn and probing at most `MAX_ASSIGN_PROBES` entries; zero when none.
+    function _findServer(bytes32 modelId, uint256 requestId, address excluded) private view returns (address) {
         address[] storage servers = s_servers[modelId];
         uint256 n = servers.length;
         uint256 probes = n < MAX_ASSIGN_PROBES ? n : MAX_ASSIGN_PROBES;
         for (uint256 i = 0; i < probes; ++i) {
             address node = servers[(requestId + i) % n];
-            if (isActiveNode(node)) return node;
+            if (node != excluded && isActiveNode(node)) return node;
         }
-        revert NoNodeServesModel(modelId);
+        return address(0);
     }
 
     /// @dev Inside the exclusive window only the assignee may answer; after it, any node serving
-    /// the model (the caller was checked to be active).
+    /// the model (the caller was checked to be active). A re-opened request nobody could be
+    /// assigned to (assignee zero) is open to any serving node at once.
     function _checkAssignment(Request calldata req) private view {
         address assigned = s_assignees[req.requestId];
         if (msg.sender == assigned) return;
-        if (block.number < uint256(req.requestedAtBlock) + i_exclusiveWindowBlocks) {
+        if (assigned != address(0) && block.number < uint256(req.requestedAtBlock) + i_exclusiveWindowBlocks) {
             revert NotAssignedNode(req.requestId, assigned);
         }
         if (s_serverSlots[req.modelId][msg.sender] == 0) revert NotServingModel(req.modelId, msg.sender);
@@ -692,7 +1077,14 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     function _fee(FeeConfig memory f, uint8 mode, uint32 callbackGasLimit) private view returns (uint256 fee) {
         uint256 gasPrice = block.basefee > f.minGasPrice ? block.basefee : f.minGasPrice;
         fee = uint256(f.baseFee) + (uint256(callbackGasLimit) * gasPrice * f.gasPriceMultiplierBps) / 10_000;
-        if (mode != MODE_NONE) fee += f.zkPremium;
+        fee += _premium(f, mode);
+    }
+
+    /// @dev The part of a fee that pays for the mode's guarantee (none for None).
+    function _premium(FeeConfig memory f, uint8 mode) private pure returns (uint256) {
+        if (mode == MODE_ZK) return f.zkPremium;
+        if (mode == MODE_OPTIMISTIC) return f.optimisticPremium;
+        return 0;
     }
 
     /// @dev The fee configuration that was in force at block `at`, for a request that may still be
@@ -723,16 +1115,19 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         s_feesFromBlock = from;
         delete s_pendingFees;
         s_pendingFeesFromBlock = 0;
-        emit FeeConfigSet(f.baseFee, f.zkPremium, f.minGasPrice, f.gasPriceMultiplierBps);
+        emit FeeConfigSet(f.baseFee, f.zkPremium, f.optimisticPremium, f.minGasPrice, f.gasPriceMultiplierBps);
         return f;
     }
 
     function _checkFeeCaps(FeeConfig memory f) private view {
         if (f.baseFee > i_maxBaseFee) revert FeeAboveCap(0, f.baseFee, i_maxBaseFee);
         if (f.zkPremium > i_maxZkPremium) revert FeeAboveCap(1, f.zkPremium, i_maxZkPremium);
-        if (f.minGasPrice > i_maxMinGasPrice) revert FeeAboveCap(2, f.minGasPrice, i_maxMinGasPrice);
+        if (f.optimisticPremium > i_maxOptimisticPremium) {
+            revert FeeAboveCap(2, f.optimisticPremium, i_maxOptimisticPremium);
+        }
+        if (f.minGasPrice > i_maxMinGasPrice) revert FeeAboveCap(3, f.minGasPrice, i_maxMinGasPrice);
         if (f.gasPriceMultiplierBps > i_maxGasPriceMultiplierBps) {
-            revert FeeAboveCap(3, f.gasPriceMultiplierBps, i_maxGasPriceMultiplierBps);
+            revert FeeAboveCap(4, f.gasPriceMultiplierBps, i_maxGasPriceMultiplierBps);
         }
     }
 

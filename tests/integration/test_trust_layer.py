@@ -484,12 +484,12 @@ def test_a_zk_error_answer_pays_the_nodes_callback_gas_and_refunds_only_the_prem
     premium changed between the request and the answer."""
     with deployed_chain(tmp_path, fee_change_delay_blocks=1) as ch:
         coord = ch.coord.contract.functions
-        base, premium, min_gas_price, multiplier = coord.feeConfig().call()
+        base, premium, opt_premium, min_gas_price, multiplier = coord.feeConfig().call()
         mine(ch.w3, TIMEOUT_BLOCKS + 1)  # changes come into force > TIMEOUT_BLOCKS apart
         req = ch.request([3, -7], mode=1, model=ZK_MODEL)
         assert req.fee == base + premium + 200_000 * min_gas_price * multiplier // 10_000
         # The owner doubles the premium while the request is in flight.
-        send(ch.w3, OWNER, coord.setFeeConfig((base, 2 * premium, min_gas_price, multiplier)))
+        send(ch.w3, OWNER, coord.setFeeConfig((base, 2 * premium, opt_premium, min_gas_price, multiplier)))
         _, effective = coord.pendingFeeConfig().call()
         mine(ch.w3, effective - ch.w3.eth.block_number)
         later = ch.request([3, -7], mode=1, model=ZK_MODEL)  # priced (and applied) with the raise
@@ -515,7 +515,7 @@ def test_callback_gas_is_priced_from_the_base_fee(chain: Chain) -> None:
     fee of 50 gwei a node lost money on every callback. Now it is priced at the block's base fee
     (never below the configured floor) times the multiplier."""
     coord = chain.coord.contract.functions
-    base, _, min_gas_price, multiplier = coord.feeConfig().call()
+    base, _, _, min_gas_price, multiplier = coord.feeConfig().call()
     basefee = 50 * 10**9
     assert basefee > min_gas_price
     normal = int(chain.w3.eth.get_block("pending")["baseFeePerGas"])

@@ -16,6 +16,22 @@ interface ICoordinator {
         int256[] input;
     }
 
+    /// @notice A posted optimistic answer; its keccak256 together with the request
+    /// (`keccak256(abi.encode(req, claim))`) is stored while the answer is open. Everything in it
+    /// is in the `OptimisticAnswerPosted` and `AnswerChallenged` events.
+    struct Claim {
+        int256[] output;
+        address node;
+        uint96 bond;
+        /// @dev Last block a challenge is accepted in; an unchallenged answer finalises after it.
+        uint64 challengeDeadline;
+        /// @dev Last block a proof of a challenged answer is accepted in; it is slashed after it.
+        uint64 proofDeadline;
+        /// @dev Zero until challenged.
+        address challenger;
+        uint96 challengerBond;
+    }
+
     /// @notice A model's immutable registry record. Its id is content-addressed: see
     /// `Coordinator.modelIdOf`.
     struct ModelInfo {
