@@ -179,7 +179,9 @@ def deploy_stack(
     params = params or CoordinatorParams()
     coordinator, receipt = deploy(w3, owner, "Coordinator", *params.constructor_args())
     if params.challenge_window_blocks:
-        contract = w3.eth.contract(address=coordinator, abi=load_artifact("Coordinator").abi)
+        contract = w3.eth.contract(
+            address=Web3.to_checksum_address(coordinator), abi=load_artifact("Coordinator").abi
+        )
         send(w3, owner, contract.functions.setOptimisticConfig(params.optimistic_config()))
     consumer, _ = deploy(w3, owner, "ExampleConsumer", coordinator)
     return Deployment(

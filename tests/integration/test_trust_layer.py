@@ -489,7 +489,11 @@ def test_a_zk_error_answer_pays_the_nodes_callback_gas_and_refunds_only_the_prem
         req = ch.request([3, -7], mode=1, model=ZK_MODEL)
         assert req.fee == base + premium + 200_000 * min_gas_price * multiplier // 10_000
         # The owner doubles the premium while the request is in flight.
-        send(ch.w3, OWNER, coord.setFeeConfig((base, 2 * premium, opt_premium, min_gas_price, multiplier)))
+        send(
+            ch.w3,
+            OWNER,
+            coord.setFeeConfig((base, 2 * premium, opt_premium, min_gas_price, multiplier)),
+        )
         _, effective = coord.pendingFeeConfig().call()
         mine(ch.w3, effective - ch.w3.eth.block_number)
         later = ch.request([3, -7], mode=1, model=ZK_MODEL)  # priced (and applied) with the raise
