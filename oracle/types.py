@@ -44,6 +44,29 @@ class RequestStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     STANDBY = "standby"  # assigned to another node, inside its exclusive window: not ours yet
     UNSERVED = "unserved"  # this node does not hold the model: left to a node that does
+    # Optimistic mode (our answer was posted with a bond):
+    POSTED = "posted"  # on chain, its challenge window runs; finalised by us after it
+    CHALLENGED = "challenged"  # disputed: a proof is owed by the proof deadline
+    SLASHED = "slashed"  # not proven in time: bond and stake taken, request re-opened in Zk
+
+
+class WatchVerdict(enum.StrEnum):
+    """What the watcher made of another node's optimistic answer."""
+
+    AGREES = "agrees"  # the circuit gives the posted output
+    DIFFERS = "differs"  # it does not: a challenge is due
+    SKIPPED = "skipped"  # not checked (model switched off or not held, budget spent)
+
+
+class WatchStatus(enum.StrEnum):
+    """Where the watcher is with one answer."""
+
+    WATCHING = "watching"  # nothing to do (agrees / skipped), kept until its window ends
+    CHALLENGING = "challenging"  # challenge sent, not yet seen mined
+    CHALLENGED = "challenged"  # our challenge is on chain; the node owes a proof
+    WON = "won"  # not proven: we resolved it (slashed); our bond and share are owed to us
+    LOST = "lost"  # proven after all: our bond went to the node
+    CLOSED = "closed"  # window ended with nothing to do, or someone else challenged first
 
 
 class HealthCode(enum.StrEnum):

@@ -7,6 +7,7 @@ from oracle.db.models import (
     InferenceRequest,
     ModelRecord,
     Transaction,
+    Watch,
 )
 from oracle.db.session import Database
 
@@ -18,4 +19,5 @@ __all__ = [
     "InferenceRequest",
     "ModelRecord",
     "Transaction",
+    "Watch",
 ]

@@ -116,6 +116,8 @@ class Transaction(Base):
     replaced_hashes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     mined_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Wei the transaction carries (an optimistic answer's bond), decimal text.
+    value: Mapped[str] = mapped_column(String(80), default="0", server_default="0")
 
 
 class InferenceRequest(Base):
@@ -159,6 +161,13 @@ class InferenceRequest(Base):
     proof: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     proof_attempts: Mapped[int] = mapped_column(Integer, default=0)
     circuit_deviation: Mapped[float | None] = mapped_column(Float, default=None)
+    # Optimistic mode: our posted answer (its ``OptimisticAnswerPosted`` log) and its dispute.
+    claim_node: Mapped[str | None] = mapped_column(String(42), default=None)
+    claim_bond: Mapped[str | None] = mapped_column(String(80), default=None)
+    challenge_deadline: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    proof_deadline: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    challenger: Mapped[str | None] = mapped_column(String(42), default=None)
+    challenger_bond: Mapped[str | None] = mapped_column(String(80), default=None)
 
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -177,4 +186,42 @@ class InferenceRequest(Base):
         select(Transaction.mined_block)
         .where(Transaction.id == fulfil_tx_id, Transaction.status == TxStatus.CONFIRMED.value)
         .scalar_subquery()
+    )
+
+
+class Watch(Base):
+    """One optimistic answer (of any node) the watcher checked against the circuit, and what
+    it did about it: unique per request and posting block (a re-opened request answered
+    optimistically again is another watch)."""
+
+    __tablename__ = "watches"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "coordinator", "request_id", "posted_block"),
+        Index("ix_watches_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    coordinator: Mapped[str] = mapped_column(String(42))
+    request_id: Mapped[int] = mapped_column(BigInteger)
+    posted_block: Mapped[int] = mapped_column(BigInteger)
+    model_id: Mapped[str] = mapped_column(String(66))
+    node: Mapped[str] = mapped_column(String(42))
+    posted_output: Mapped[list[Any]] = mapped_column(JSON)
+    # What the circuit gives for the request's input (None: not checked, see ``verdict``).
+    circuit_output: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    bond: Mapped[str] = mapped_column(String(80))
+    challenge_deadline: Mapped[int] = mapped_column(BigInteger)
+    proof_deadline: Mapped[int] = mapped_column(BigInteger)
+    # WatchVerdict: agrees, differs, skipped (not watched: model off, not held, over budget)
+    verdict: Mapped[str] = mapped_column(String(16))
+    # WatchStatus: see oracle.types
+    status: Mapped[str] = mapped_column(String(16))
+    challenge_tx: Mapped[str | None] = mapped_column(String(66), default=None)
+    challenger_bond: Mapped[str | None] = mapped_column(String(80), default=None)
+    resolve_tx: Mapped[str | None] = mapped_column(String(66), default=None)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
