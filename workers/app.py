@@ -35,7 +35,14 @@ def configure(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # Priorities (Redis lists per step, 0 read first): a proof owed to a challenge jumps
+        # the proof queue (see enqueue_proof).
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            "priority_steps": list(range(10)),
+            "sep": ":",
+            "queue_order_strategy": "priority",
+        },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         enable_utc=True,
@@ -49,6 +56,12 @@ def enqueue_inference(row_id: int) -> None:
     app.send_task(INFERENCE_TASK, args=[row_id], queue=INFERENCE_QUEUE)
 
 
-def enqueue_proof(row_id: int) -> None:
-    """Hand one inferred Zk request row to the proof queue."""
-    app.send_task(PROOF_TASK, args=[row_id], queue=PROOF_QUEUE)
+URGENT_PRIORITY = 0
+NORMAL_PRIORITY = 5
+
+
+def enqueue_proof(row_id: int, urgent: bool = False) -> None:
+    """Hand one request row to the proof queue: a Zk proof, an optimistic answer's circuit
+    output, or (``urgent``) a proof a challenge is waiting for, which goes first."""
+    priority = URGENT_PRIORITY if urgent else NORMAL_PRIORITY
+    app.send_task(PROOF_TASK, args=[row_id], queue=PROOF_QUEUE, priority=priority)

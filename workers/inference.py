@@ -108,7 +108,9 @@ class InferenceService:
             x = np.array(values, dtype=np.float64) / float(1 << record.input_scale)
             y = model.run(x.astype(np.float32))
             output = quantize_output(y, record)
-            if row.mode == Mode.ZK:
+            if row.mode in (Mode.ZK, Mode.OPTIMISTIC):
+                # The answer must be the circuit's output (the only one a proof can back),
+                # so Zk and Optimistic requests go on to the prover stage.
                 if not record.verifier:
                     raise InputError("model has no verifier: Zk mode is not available")
                 elapsed = time.perf_counter() - started

@@ -1,4 +1,10 @@
-"""The proving stage (Zk mode): one inferred request row in, an EZKL proof out.
+"""The proving stage (Zk and Optimistic modes): one inferred request row in, an EZKL proof
+(or, for an optimistic answer not yet posted, only the circuit's output) out.
+
+Optimistic mode uses the circuit twice: before posting, the circuit's output for the exact
+on-chain input is computed without a proof (a witness, fast) and posted with a bond; if that
+answer is challenged, the row comes back here (``challenged``, ahead of other jobs) and is
+proven, checking that the proof's output is the one posted.
 
 The inference worker has already checked the input and stored onnxruntime's float output
 as ``reference_output``; this stage runs the circuit on the request's exact on-chain
@@ -32,7 +38,7 @@ from oracle.models import zk
 from oracle.models.onboarding import check_circuit, srs_dir
 from oracle.models.store import ArtifactStore
 from oracle.settings import Settings
-from oracle.types import RequestStatus
+from oracle.types import Mode, RequestStatus
 from workers import rows
 from workers.app import PROOF_TASK, app
 from workers.wake import wake_relayer
@@ -40,6 +46,7 @@ from workers.wake import wake_relayer
 log = structlog.get_logger(__name__)
 
 _PROVING = (RequestStatus.PROVING.value,)
+_CLAIMABLE = (RequestStatus.PROVING.value, RequestStatus.CHALLENGED.value)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,8 @@ class ProvingService:
             return ProofOutcome(row_id, "unserved" if won else "skipped")
         if dev_srs:
             bound.warning("proving.dev_srs", warning=zk.DEV_SRS_WARNING)
+        if row.mode == Mode.OPTIMISTIC and row.claim_node is None:
+            return self._circuit_output(row, prover, bound)
         try:
             proof = prover.prove([int(v) for v in row.input], tag=f"{row_id}-{os.getpid()}")
         except ProofError as exc:
@@ -127,6 +136,10 @@ class ProvingService:
             if not reason.startswith("input is not exactly representable"):
                 reason = "proof failed: the circuit rejected this input"
             return self._fail(row_id, reason)
+        if row.claim_node is not None and [str(v) for v in proof.output] != list(row.output or []):
+            # Our posted answer is not what the circuit proves: nothing can save the bond.
+            bound.error("proving.posted_output_unprovable", proved=proof.output, posted=row.output)
+            return self._fail(row_id, "posted optimistic output differs from the circuit's")
         if len(proof.output) != record.output_length:
             # The Coordinator refuses a successful answer of the wrong length; answer with an
             # error instead, so the consumer hears back (and is refunded).
@@ -151,11 +164,40 @@ class ProvingService:
         )
         return self._finish(row_id, proof, deviation)
 
+    def _circuit_output(self, row: InferenceRequest, prover: zk.Prover, bound: Any) -> ProofOutcome:
+        """An optimistic answer to post: the circuit's output, no proof (yet)."""
+        started = time.perf_counter()
+        try:
+            output = prover.circuit_output(
+                [int(v) for v in row.input], tag=f"{row.id}-{os.getpid()}"
+            )
+        except ProofError as exc:
+            bound.error("proving.witness_failed", reason=str(exc))
+            return self._fail(row.id, "model failed: the circuit rejected this input")
+        deviation = max_deviation(
+            output, prover.info.output_scale, [float(v) for v in (row.reference_output or [])]
+        )
+        bound.info(
+            "proving.circuit_output",
+            seconds=round(time.perf_counter() - started, 4),
+            deviation=deviation,
+        )
+        won = rows.finish(
+            self.db,
+            row.id,
+            _PROVING,
+            status=RequestStatus.INFERRED.value,
+            output=[str(v) for v in output],
+            circuit_deviation=deviation,
+        )
+        return ProofOutcome(row.id, "inferred" if won else "skipped", output, None, deviation)
+
     def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
         return rows.claim(
             self.db,
             row_id,
-            _PROVING,
+            _CLAIMABLE,
+            status=RequestStatus.PROVING.value,
             proof_attempts=InferenceRequest.proof_attempts + 1,
             proving_at=utcnow(),
         )
@@ -177,7 +219,17 @@ class ProvingService:
         return ProofOutcome(row_id, "proved", proof.output, None, deviation)
 
     def _fail(self, row_id: int, reason: str) -> ProofOutcome:
-        """Answer with an error (no proof): in Zk mode that refunds the consumer's fee."""
+        """Answer with an error (no proof): that refunds the consumer's Zk or Optimistic
+        premium. Once an optimistic answer of ours is posted no error answer is possible:
+        the row is abandoned (the answer will be slashed)."""
+        with self.db.session() as s:
+            row = s.get(InferenceRequest, row_id)
+            posted = row is not None and row.claim_node is not None
+        if posted:
+            won = rows.finish(
+                self.db, row_id, _PROVING, status=RequestStatus.ABANDONED.value, error=reason
+            )
+            return ProofOutcome(row_id, "error" if won else "skipped", None, reason)
         won = rows.finish(
             self.db,
             row_id,

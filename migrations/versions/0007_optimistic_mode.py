@@ -2,7 +2,9 @@
 
 - ``requests``: ``claim_node``, ``claim_bond``, ``challenge_deadline``, ``proof_deadline``
   (the node's posted optimistic answer, from its ``OptimisticAnswerPosted`` log; NULL before
-  one is posted), ``challenger`` and ``challenger_bond`` (from ``AnswerChallenged``).
+  one is posted), ``challenger`` and ``challenger_bond`` (from ``AnswerChallenged``), and
+  ``post_tx_id``: the transaction that posted it, once ``fulfil_tx_id`` points at the one
+  that finalises or proves it.
 - new request statuses: ``posted`` (our answer is on chain, its windows run), ``challenged``
   (disputed: a proof is owed by ``proof_deadline``), ``slashed`` (not proven in time). The
   downgrade maps them onto ``submitted`` (posted, challenged) and ``abandoned`` (slashed).
@@ -34,6 +36,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("proof_deadline", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("challenger", sa.String(length=42), nullable=True))
         batch.add_column(sa.Column("challenger_bond", sa.String(length=80), nullable=True))
+        batch.add_column(sa.Column("post_tx_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            op.f("fk_requests_post_tx_id_transactions"), "transactions", ["post_tx_id"], ["id"]
+        )
     with op.batch_alter_table("transactions") as batch:
         batch.add_column(
             sa.Column("value", sa.String(length=80), nullable=False, server_default="0")
@@ -80,7 +86,9 @@ def downgrade() -> None:
     op.execute("UPDATE requests SET status = 'submitted' WHERE status IN ('posted', 'challenged')")
     op.execute("UPDATE requests SET status = 'abandoned' WHERE status = 'slashed'")
     with op.batch_alter_table("requests") as batch:
+        batch.drop_constraint(op.f("fk_requests_post_tx_id_transactions"), type_="foreignkey")
         for column in (
+            "post_tx_id",
             "challenger_bond",
             "challenger",
             "proof_deadline",

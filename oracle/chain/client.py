@@ -240,6 +240,10 @@ class CoordinatorClient:
 
     def decode_requested(self, log: LogReceipt, reopened: bool = False) -> RequestedEvent:
         ev = (self._reopened if reopened else self._requested).process_log(log)
+        return self._requested_event(ev, reopened)
+
+    @staticmethod
+    def _requested_event(ev: Any, reopened: bool) -> RequestedEvent:
         args = ev["args"]
         return RequestedEvent(
             request_id=RequestId(int(args["requestId"])),
@@ -360,7 +364,7 @@ class CoordinatorClient:
             for log in event.get_logs(
                 from_block=0, to_block=before_block, argument_filters={"requestId": request_id}
             ):
-                found.append(self.decode_requested(log, reopened=reopened))
+                found.append(self._requested_event(log, reopened))
         if not found:
             return None
         ev = max(found, key=lambda e: (e.block_number, e.log_index))

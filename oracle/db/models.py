@@ -168,6 +168,9 @@ class InferenceRequest(Base):
     proof_deadline: Mapped[int | None] = mapped_column(BigInteger, default=None)
     challenger: Mapped[str | None] = mapped_column(String(42), default=None)
     challenger_bond: Mapped[str | None] = mapped_column(String(80), default=None)
+    # The transaction that posted our optimistic answer, kept once ``fulfil_tx_id`` moves on to
+    # the one that finalises or proves it.
+    post_tx_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), default=None)
 
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -3,7 +3,9 @@
 :meth:`Redispatcher.hand_over` enqueues one row and marks it ``queued``. The long-running
 part finds rows whose hand-over was lost and repeats it: rows a crash left ``seen``
 (inserted, never enqueued), ``queued`` rows no worker started (the broker lost the
-message), and ``proving`` rows whose prover went quiet (killed, or the job was lost).
+message), and ``proving`` rows whose prover went quiet (killed, or the job was lost). It hands
+``challenged`` rows (a proof of our optimistic answer is owed) to the prover at once, ahead
+of other proof jobs, and again if the prover went quiet.
 
 It also takes over ``standby`` rows (requests the Coordinator assigned to another node)
 once their exclusive window has passed: still pending on chain, the assigned node did not
@@ -20,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 import structlog
 from sqlalchemy import func, select, update
@@ -33,6 +36,13 @@ from oracle.types import RequestStatus
 log = structlog.get_logger(__name__)
 
 Enqueue = Callable[[int], None]
+
+
+class EnqueueProof(Protocol):
+    """Hands a row to the proof queue; ``urgent`` jobs (a challenge waits) go first."""
+
+    def __call__(self, row_id: int, urgent: bool = False) -> None: ...
+
 
 SEEN_GRACE_S = 30.0
 """A ``seen`` row younger than this may still be on its way to the queue from the listener."""
@@ -49,7 +59,7 @@ class Redispatcher:
         chain_id: int,
         coordinator: str,
         enqueue_inference: Enqueue,
-        enqueue_proof: Enqueue | None = None,
+        enqueue_proof: EnqueueProof | Enqueue | None = None,
         requeue_after_s: float = 300.0,
         proof_timeout_s: float = 600.0,
         interval_s: float = 1.0,
@@ -184,7 +194,37 @@ class Redispatcher:
         return taken
 
     def _redispatch_stale_proofs(self) -> int:
-        """Hand out again proof jobs whose prover went quiet (killed, broker lost the job)."""
+        """Hand out again proof jobs whose prover went quiet (killed, broker lost the job);
+        hand out proofs owed to a challenge at once, urgently."""
+        if self.enqueue_proof is None:
+            return 0
+        return self._stale_proving() + self._challenged()
+
+    def _challenged(self) -> int:
+        if self.enqueue_proof is None:
+            return 0
+        cutoff = utcnow() - timedelta(seconds=self.proof_timeout_s)
+        with self.db.session() as s:
+            rows = list(
+                s.scalars(
+                    select(InferenceRequest).where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.coordinator,
+                        InferenceRequest.status == RequestStatus.CHALLENGED.value,
+                        InferenceRequest.proving_at.is_(None)
+                        | (InferenceRequest.proving_at <= cutoff),
+                    )
+                )
+            )
+            for row in rows:
+                row.proving_at = utcnow()  # handed out: again only if the prover goes quiet
+            ids = [row.id for row in rows]
+        for row_id in ids:
+            self.log.warning("redispatch.challenge_proof", request_pk=row_id)
+            self.enqueue_proof(row_id, urgent=True)  # type: ignore[call-arg]
+        return len(ids)
+
+    def _stale_proving(self) -> int:
         if self.enqueue_proof is None:
             return 0
         cutoff = utcnow() - timedelta(seconds=self.proof_timeout_s)

@@ -7,6 +7,10 @@ chain and one Coordinator.
 A request assigned to another node is kept as a ``standby`` row and not handed to the
 workers: the re-dispatcher takes it over once its exclusive window has passed, if it is
 still pending (:mod:`oracle.ingest.redispatch`).
+
+A ``RequestReopened`` log (an optimistic answer was slashed; the request is open again in Zk
+mode from that block) resets the request's row whatever its state, like a request that came
+back after a reorg: same id, new commitment, new assignment.
 """
 
 from __future__ import annotations
@@ -76,8 +80,8 @@ def first_status(ev: RequestedEvent, node: str | None) -> RequestStatus:
 
 
 def reopen(row: InferenceRequest, ev: RequestedEvent, status: RequestStatus) -> None:
-    """A ``reorged`` request came back in another block: same id, new commitment, and
-    perhaps another assignment."""
+    """A ``reorged`` request came back in another block, or a slashed one was re-opened:
+    same id, new commitment, and perhaps another assignment."""
     apply_event(row, ev)
     row.status = status.value
     row.output = None
@@ -90,6 +94,13 @@ def reopen(row: InferenceRequest, ev: RequestedEvent, status: RequestStatus) -> 
     row.fulfil_tx_id = None
     row.fulfil_reverts = 0  # reverts of the old commitment say nothing about the new one
     row.callback_succeeded = None
+    row.claim_node = None
+    row.post_tx_id = None
+    row.claim_bond = None
+    row.challenge_deadline = None
+    row.proof_deadline = None
+    row.challenger = None
+    row.challenger_bond = None
     row.seen_at = utcnow()
 
 
@@ -221,7 +232,9 @@ class SqlListenerStore:
             )
         ).first()
         if existing is not None:
-            if existing.status != RequestStatus.REORGED.value:
+            already = existing.block_number == ev.block_number and existing.mode == ev.mode
+            reopened = ev.reopened and not already
+            if existing.status != RequestStatus.REORGED.value and not reopened:
                 return None
             reopen(existing, ev, status)
             s.flush()

@@ -1,10 +1,12 @@
-"""The attempt builder: what a fulfilment transaction says, what it offers to pay, and
-the one place where a transaction is built, signed and hashed.
+"""The attempt builder: what an answer transaction says, what it offers to pay, and the
+one place where a transaction is built, signed and hashed.
 
-It guarantees that the ``fulfill`` call data is a pure function of the request row (so a
-replacement carries exactly the same answer), that fees follow EIP-1559 from the head block
-it is given, that a replacement outbids the attempt it replaces by ``bump_factor``, and that
-every transaction the relayer sends is a type-2 transaction signed by :meth:`sign`.
+It guarantees that the call (``fulfill``; in Optimistic mode ``postOptimistic`` with its bond,
+then ``finalize`` or ``proveOptimistic``) is a pure function of the request row (so a
+replacement carries exactly the same answer and value), that fees follow EIP-1559 from the
+head block it is given, that a replacement outbids the attempt it replaces by
+``bump_factor``, and that every transaction the relayer sends is a type-2 transaction signed
+by :meth:`sign`.
 
 It reads nothing from the database and sends nothing: choosing the nonce, saving and
 broadcasting is the :class:`~oracle.relayer.broadcaster.Broadcaster`'s job.
@@ -19,9 +21,10 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 
-from oracle.chain.client import CoordinatorClient, RequestStruct
+from oracle.chain.client import ClaimStruct, CoordinatorClient, RequestStruct
 from oracle.db import InferenceRequest, Transaction
 from oracle.settings import Settings
+from oracle.types import Mode
 
 MAX_ERR_BYTES = 256
 FILLER_GAS = 21_000  # a 0-value transfer to ourselves, to use up a nonce
@@ -69,12 +72,21 @@ class SignedAttempt:
     fees: Fees
     tx_hash: str
     raw: bytes
+    value: int = 0
 
 
-def fulfil_calldata(coordinator: CoordinatorClient, row: InferenceRequest) -> HexStr:
-    """``fulfill`` call data for a row: a pure function of the row, so a replacement
-    transaction carries exactly the same answer."""
-    req = RequestStruct(
+@dataclass(frozen=True)
+class AnswerCall:
+    """The Coordinator call that moves a request on, and the wei it carries."""
+
+    function: str  # fulfill, postOptimistic, finalize or proveOptimistic
+    data: HexStr
+    value: int = 0
+
+
+def request_struct(row: InferenceRequest) -> RequestStruct:
+    """The request as committed on chain (``block_number``: the block it was last opened in)."""
+    return RequestStruct(
         request_id=row.request_id,
         model_id=row.model_id,
         consumer=row.consumer,
@@ -84,9 +96,59 @@ def fulfil_calldata(coordinator: CoordinatorClient, row: InferenceRequest) -> He
         fee=int(row.fee),
         input=tuple(int(v) for v in row.input),
     )
+
+
+def claim_struct(row: InferenceRequest) -> ClaimStruct:
+    """Our posted optimistic answer as the Coordinator committed it."""
+    if row.claim_node is None or row.challenge_deadline is None or row.proof_deadline is None:
+        raise ValueError(f"request row {row.id} has no posted answer")
+    return ClaimStruct(
+        output=tuple(int(v) for v in row.output or []),
+        node=row.claim_node,
+        bond=int(row.claim_bond or 0),
+        challenge_deadline=row.challenge_deadline,
+        proof_deadline=row.proof_deadline,
+        challenger=row.challenger,
+        challenger_bond=int(row.challenger_bond or 0),
+    )
+
+
+def is_posting(row: InferenceRequest) -> bool:
+    """An Optimistic request with an output and no answer of ours posted yet."""
+    return (
+        row.mode == Mode.OPTIMISTIC
+        and row.claim_node is None
+        and not row.error
+        and bool(row.output)
+    )
+
+
+def answer_call(coordinator: CoordinatorClient, row: InferenceRequest, bond: int) -> AnswerCall:
+    """The call that moves ``row`` on; a pure function of the row (and, for a first post, of
+    the bond, recorded with the transaction), so a replacement carries the same answer.
+
+    - an Optimistic answer not yet posted: ``postOptimistic`` with ``bond``;
+    - our posted answer, challenged and now proven: ``proveOptimistic``;
+    - our posted answer, unchallenged, window over: ``finalize``;
+    - anything else (plain, Zk, an error answer in any mode): ``fulfill``."""
+    req = request_struct(row)
+    if row.claim_node is not None:
+        claim = claim_struct(row)
+        if row.challenger is not None:
+            return AnswerCall(
+                "proveOptimistic", coordinator.prove_calldata(req, claim, row.proof or b"")
+            )
+        return AnswerCall("finalize", coordinator.finalize_calldata(req, claim))
     output = [int(v) for v in row.output] if row.output else []
+    if is_posting(row):
+        return AnswerCall("postOptimistic", coordinator.post_calldata(req, output), bond)
     err = (row.error or "").encode()[:MAX_ERR_BYTES]
-    return coordinator.fulfill_calldata(req, output, err, row.proof or b"")
+    return AnswerCall("fulfill", coordinator.fulfill_calldata(req, output, err, row.proof or b""))
+
+
+def fulfil_calldata(coordinator: CoordinatorClient, row: InferenceRequest) -> HexStr:
+    """``fulfill`` call data for a row (plain and Zk answers, error answers)."""
+    return answer_call(coordinator, row, 0).data
 
 
 class AttemptBuilder:
@@ -120,15 +182,22 @@ class AttemptBuilder:
         )
 
     def sign(
-        self, *, nonce: int, to: str, gas_limit: int, fees: Fees, data: HexStr | None = None
+        self,
+        *,
+        nonce: int,
+        to: str,
+        gas_limit: int,
+        fees: Fees,
+        data: HexStr | None = None,
+        value: int = 0,
     ) -> SignedAttempt:
-        """Build, sign and hash a 0-value type-2 transaction."""
+        """Build, sign and hash a type-2 transaction carrying ``value`` wei."""
         tx: dict[str, Any] = {
             "type": 2,
             "chainId": self.chain_id,
             "nonce": nonce,
             "to": to,
-            "value": 0,
+            "value": value,
             "gas": gas_limit,
             "maxFeePerGas": fees.max_fee,
             "maxPriorityFeePerGas": fees.priority,
@@ -143,4 +212,5 @@ class AttemptBuilder:
             fees=fees,
             tx_hash="0x" + bytes(signed.hash).hex(),
             raw=bytes(signed.raw_transaction),
+            value=value,
         )

@@ -25,7 +25,7 @@ from web3.exceptions import Web3Exception, Web3RPCError
 from oracle.chain.client import CoordinatorClient, revert_from_exception
 from oracle.db import InferenceRequest
 from oracle.dev.crashpoints import crash_point
-from oracle.relayer.attempts import AttemptBuilder, Head, fulfil_calldata
+from oracle.relayer.attempts import AttemptBuilder, Head, answer_call, is_posting
 from oracle.relayer.confirmer import Confirmer
 from oracle.relayer.store import RelayerStore
 from oracle.settings import Settings
@@ -36,7 +36,13 @@ log = structlog.get_logger(__name__)
 SEND_BATCH = 64
 # Simulation failures that mean "wait and try again" rather than "this request is done".
 # NotAssignedNode: inside another node's exclusive window, which passes.
-_TRANSIENT_REVERTS = {"NotActiveNode", "InsufficientGasForCallback", "NotAssignedNode"}
+# ChallengeWindowOpen: simulated a block early; the window closes.
+_TRANSIENT_REVERTS = {
+    "NotActiveNode",
+    "InsufficientGasForCallback",
+    "NotAssignedNode",
+    "ChallengeWindowOpen",
+}
 _ALREADY_SENT_HINTS = ("already known", "already imported", "known transaction")
 _NONCE_USED_HINTS = ("nonce too low", "nonce has already been used")
 _UNFUNDED_HINTS = ("insufficient funds",)
@@ -98,16 +104,32 @@ class Broadcaster:
     def send_ready(self, head: Head) -> int:
         """Sign and send every ready request; how many were sent."""
         return sum(
-            1 for row in self.store.requests_ready_to_send(SEND_BATCH) if self.send(row, head)
+            1
+            for row in self.store.requests_ready_to_send(SEND_BATCH, head.number)
+            if self.send(row, head)
         )
+
+    def _still_open(self, row: InferenceRequest) -> bool:
+        """The request still waits for this row's next move on chain: open for an answer, or
+        (once we posted an optimistic answer) that answer still unresolved."""
+        if row.claim_node is not None:
+            return self.coordinator.claim_commitment(row.request_id) != bytes(32)
+        return self.coordinator.commitment(row.request_id) != bytes(32)
 
     def send(self, row: InferenceRequest, head: Head) -> bool:
         rlog = self.log.bind(request_id=row.request_id, request_pk=row.id)
-        if self.coordinator.commitment(row.request_id) == b"\x00" * 32:
+        if not self._still_open(row):
             self.confirmer.not_pending(row, rlog)
             return False
-        data = fulfil_calldata(self.coordinator, row)
-        call: dict[str, Any] = {"from": self.sender, "to": self.coordinator.address, "data": data}
+        bond = self.coordinator.optimistic_config().node_bond if is_posting(row) else 0
+        answer = answer_call(self.coordinator, row, bond)
+        data = answer.data
+        call: dict[str, Any] = {
+            "from": self.sender,
+            "to": self.coordinator.address,
+            "data": data,
+            "value": answer.value,
+        }
         try:
             self.w3.eth.call(call, "latest")  # type: ignore[arg-type]
             gas = self.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
@@ -117,7 +139,12 @@ class Broadcaster:
         fees = self.attempts.fees(head)
         nonce = self.nonce if self.nonce is not None else self.initial_nonce()
         signed = self.attempts.sign(
-            nonce=nonce, to=self.coordinator.address, gas_limit=gas_limit, fees=fees, data=data
+            nonce=nonce,
+            to=self.coordinator.address,
+            gas_limit=gas_limit,
+            fees=fees,
+            data=data,
+            value=answer.value,
         )
         self.store.save_fulfilment(row, signed)  # raises if the row changed: nothing saved
         self.nonce = nonce + 1
@@ -129,7 +156,7 @@ class Broadcaster:
         revert = revert_from_exception(exc)
         if revert is None:
             raise exc  # an RPC problem, not a verdict on the request: retry on the next tick
-        if revert.name == "RequestNotPending":
+        if revert.name in ("RequestNotPending", "NoClaim"):
             self.confirmer.not_pending(row, rlog)
         elif revert.name in _TRANSIENT_REVERTS:
             self.health.problem = HealthProblem(

@@ -78,6 +78,26 @@ class Confirmer:
         succeeded = int(receipt["status"]) == 1
         block = int(receipt["blockNumber"])
         rlog = self.log.bind(tx_hash=tx.tx_hash, block=block)
+        if succeeded and (posted := self.coordinator.posted_in_receipt(receipt)):
+            answer = posted[0]
+
+            def on_chain(row: InferenceRequest) -> dict[str, Any]:
+                return {
+                    "status": RequestStatus.POSTED.value,
+                    "claim_node": answer.node,
+                    "claim_bond": str(answer.bond),
+                    "challenge_deadline": answer.challenge_deadline,
+                    "proof_deadline": answer.proof_deadline,
+                }
+
+            row = self.store.settle(tx.id, block, True, on_chain)
+            if row is not None:
+                rlog.info(
+                    "relayer.posted",
+                    request_id=row.request_id,
+                    challenge_deadline=answer.challenge_deadline,
+                )
+            return
         if succeeded:
             events = self.coordinator.fulfilled_in_receipt(receipt)
             callback = bool(events[0]["callbackSucceeded"]) if events else None
@@ -150,7 +170,14 @@ class Confirmer:
     def not_pending(self, row: InferenceRequest, rlog: Any) -> None:
         """The chain holds no commitment for a request the node still means to answer: it
         was answered (perhaps by a transaction of ours the node had given up on, mined after
-        all) or cancelled. Record what the chain says, not a guess."""
+        all) or cancelled; or our optimistic answer was resolved (finalised by anyone, or
+        slashed). Record what the chain says, not a guess."""
+        if row.claim_node is not None:
+            slashed = self.coordinator.slashing_of(row.request_id, row.block_number)
+            if slashed is not None and slashed["node"] == row.claim_node:
+                self.close(row, RequestStatus.SLASHED, "optimistic answer not proven in time")
+                rlog.error("relayer.slashed", slashed_wei=slashed["slashed"])
+                return
         seen = self.coordinator.fulfilment_of(row.request_id, row.block_number)
         if seen is None:
             self.close(row, RequestStatus.CANCELLED, "not pending on chain: cancelled")

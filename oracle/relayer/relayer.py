@@ -15,6 +15,7 @@ block once and hands it to them.
 - :mod:`~oracle.relayer.broadcaster`: nonces, simulation, save-then-send.
 - :mod:`~oracle.relayer.confirmer`: receipts, confirmations, reorgs, settling.
 - :mod:`~oracle.relayer.resender`: fee bumps, re-sends, dropped txs, nonce gaps.
+- :mod:`~oracle.relayer.claims`: challenges against our posted optimistic answers.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from oracle.chain.client import CoordinatorClient
 from oracle.db import Database
 from oracle.relayer.attempts import AttemptBuilder, Head
 from oracle.relayer.broadcaster import Broadcaster, RelayerHealth
+from oracle.relayer.claims import ClaimKeeper
 from oracle.relayer.confirmer import Confirmer
 from oracle.relayer.resender import Resender
 from oracle.relayer.store import RelayerStore, SqlRelayerStore
@@ -76,6 +78,7 @@ class Relayer:
         self.resender = Resender(
             settings, coordinator, self.store, self.attempts, self.broadcaster, self.sender
         )
+        self.claims = ClaimKeeper(coordinator, self.store, self.sender)
         self.settings = settings
         self._stop = threading.Event()
         self.log = log.bind(chain_id=chain_id, signer=self.sender)
@@ -130,8 +133,9 @@ class Relayer:
         self.broadcaster.sync_nonce()
         self.broadcaster.rebroadcast_saved(head)
         in_flight = self._follow(head)
+        watching = self.claims.check(head) > 0
         sent = self.broadcaster.send_ready(head)
-        return in_flight or sent > 0
+        return in_flight or watching or sent > 0
 
     def _follow(self, head: Head) -> bool:
         self.confirmer.watch_confirmed(head)

@@ -19,7 +19,7 @@ import structlog
 from oracle.chain.client import CoordinatorClient
 from oracle.db import Transaction
 from oracle.db.models import utcnow
-from oracle.relayer.attempts import FILLER_GAS, AttemptBuilder, Head, fulfil_calldata
+from oracle.relayer.attempts import FILLER_GAS, AttemptBuilder, Head, answer_call
 from oracle.relayer.broadcaster import Broadcaster
 from oracle.relayer.store import RelayerStore
 from oracle.settings import Settings
@@ -88,12 +88,14 @@ class Resender:
         if row is None:
             return False
         fees = self.attempts.replacement_fees(head, tx)
+        value = int(tx.value or 0)
         signed = self.attempts.sign(
             nonce=tx.nonce,
             to=self.coordinator.address,
             gas_limit=tx.gas_limit,
             fees=fees,
-            data=fulfil_calldata(self.coordinator, row),
+            data=answer_call(self.coordinator, row, value).data,
+            value=value,
         )
         if not self.store.save_replacement(tx, row, signed):
             return False  # the row or tx moved on meanwhile: keep the nonce's current bytes

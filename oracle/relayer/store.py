@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from oracle.db import Database, InferenceRequest, Transaction
@@ -25,20 +25,26 @@ from oracle.errors import TransactionError
 from oracle.relayer.attempts import SignedAttempt
 from oracle.types import RequestStatus, TxStatus
 
-# Rows ready to post: an output or error (plain), or an output with its proof (Zk).
+# Rows ready to post: an output or error (plain), or an output with its proof (Zk, or a
+# challenged optimistic answer). Posted optimistic answers are also ready once their challenge
+# window is over (see ``requests_ready_to_send``).
 READY = (RequestStatus.INFERRED.value, RequestStatus.PROVED.value)
 # Rows whose confirmed answer a reorg can take back.
 ANSWERED = (
     RequestStatus.CONFIRMED.value,
     RequestStatus.ERRORED.value,
     RequestStatus.ABANDONED.value,
+    RequestStatus.POSTED.value,
 )
 
 RequestValues = Callable[[InferenceRequest], dict[str, Any]]
 
 
 def ready_status(row: InferenceRequest) -> str:
-    """Where a row goes back to when its transaction did not land."""
+    """Where a row goes back to when its transaction did not land: re-checked against the
+    chain before anything is sent again."""
+    if row.claim_node is not None and not (row.challenger and row.proof):
+        return RequestStatus.POSTED.value  # our posted answer: finalise (or wait) again
     return RequestStatus.PROVED.value if row.proof else RequestStatus.INFERRED.value
 
 
@@ -50,7 +56,19 @@ class RelayerStore(Protocol):
 
     # -- queries ---------------------------------------------------------------------
     def highest_nonce(self) -> int | None: ...
-    def requests_ready_to_send(self, limit: int) -> list[InferenceRequest]: ...
+    def requests_ready_to_send(self, limit: int, head: int) -> list[InferenceRequest]:
+        """Rows with an answer to send, and our unchallenged posted optimistic answers whose
+        challenge window is over at block ``head``, oldest first."""
+        ...
+
+    def posted_requests(self) -> list[InferenceRequest]:
+        """Our optimistic answers on chain whose window runs (status ``posted``)."""
+        ...
+
+    def mark_challenged(self, row: InferenceRequest, challenger: str, bond: int) -> bool:
+        """Our posted answer was challenged: the row owes a proof (status ``challenged``)."""
+        ...
+
     def txs_needing_rebroadcast(self) -> list[Transaction]:
         """Saved and signed but not known to have reached a node, by nonce."""
         ...
@@ -138,7 +156,12 @@ class SqlRelayerStore:
         with self.db.session() as s:
             return s.scalar(select(func.max(Transaction.nonce)).where(*self._ours()))
 
-    def requests_ready_to_send(self, limit: int) -> list[InferenceRequest]:
+    def requests_ready_to_send(self, limit: int, head: int) -> list[InferenceRequest]:
+        due = and_(
+            InferenceRequest.status == RequestStatus.POSTED.value,
+            InferenceRequest.challenger.is_(None),
+            InferenceRequest.challenge_deadline < head,
+        )
         with self.db.session() as s:
             return list(
                 s.scalars(
@@ -146,11 +169,34 @@ class SqlRelayerStore:
                     .where(
                         InferenceRequest.chain_id == self.chain_id,
                         InferenceRequest.coordinator == self.coordinator,
-                        InferenceRequest.status.in_(READY),
+                        or_(InferenceRequest.status.in_(READY), due),
                     )
                     .order_by(InferenceRequest.id)
                     .limit(limit)
                 )
+            )
+
+    def posted_requests(self) -> list[InferenceRequest]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(InferenceRequest).where(
+                        InferenceRequest.chain_id == self.chain_id,
+                        InferenceRequest.coordinator == self.coordinator,
+                        InferenceRequest.status == RequestStatus.POSTED.value,
+                    )
+                )
+            )
+
+    def mark_challenged(self, row: InferenceRequest, challenger: str, bond: int) -> bool:
+        with self.db.session() as s:
+            return _same_row(
+                s,
+                row,
+                status=RequestStatus.CHALLENGED.value,
+                challenger=challenger,
+                challenger_bond=str(bond),
+                proving_at=None,
             )
 
     def txs_needing_rebroadcast(self) -> list[Transaction]:
@@ -187,12 +233,14 @@ class SqlRelayerStore:
             tx = self._new_tx(attempt)
             s.add(tx)
             s.flush()
+            moving_on = {"post_tx_id": row.fulfil_tx_id} if row.claim_node is not None else {}
             submitted = _same_row(
                 s,
                 row,
                 status=RequestStatus.SUBMITTED.value,
                 fulfil_tx_id=tx.id,
                 submitted_at=utcnow(),
+                **moving_on,
             )
             if not submitted:  # rolls back the transaction row too: nothing was sent
                 raise TransactionError(f"request row {row.id} changed while signing")
@@ -209,6 +257,7 @@ class SqlRelayerStore:
             gas_limit=attempt.gas_limit,
             max_fee_per_gas=str(attempt.fees.max_fee),
             max_priority_fee_per_gas=str(attempt.fees.priority),
+            value=str(attempt.value),
         )
 
     def save_filler(self, attempt: SignedAttempt, stale_id: int | None) -> None:
@@ -235,6 +284,7 @@ class SqlRelayerStore:
             tx.gas_limit = attempt.gas_limit
             tx.max_fee_per_gas = str(attempt.fees.max_fee)
             tx.max_priority_fee_per_gas = str(attempt.fees.priority)
+            tx.value = str(attempt.value)
             tx.mined_block = None
 
     def save_replacement(

@@ -3,7 +3,7 @@ link a request to the transactions sent for it: when the schema changes, fix it 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -105,18 +105,47 @@ def fulfilment_txs(stack: Stack, request_id: int) -> list[Transaction]:
 
 def stray_fulfilments(stack: Stack) -> list[str]:
     """Hashes of fulfilment transactions no request row points at: the node signed an
-    answer that no longer speaks for any request (nonce-gap fillers are not counted)."""
+    answer that no longer speaks for any request (nonce-gap fillers are not counted; the post
+    of an optimistic answer is pointed at by ``post_tx_id``)."""
     with stack.db.session() as s:
         pointed = select(InferenceRequest.fulfil_tx_id).where(
             InferenceRequest.fulfil_tx_id.is_not(None)
         )
+        posted = select(InferenceRequest.post_tx_id).where(InferenceRequest.post_tx_id.is_not(None))
         return list(
             s.scalars(
                 select(Transaction.tx_hash).where(
-                    Transaction.id.not_in(pointed), Transaction.gas_limit != FILLER_GAS
+                    Transaction.id.not_in(pointed),
+                    Transaction.id.not_in(posted),
+                    Transaction.gas_limit != FILLER_GAS,
                 )
             )
         )
+
+
+def answer_txs(stack: Stack, request_id: int) -> list[Transaction]:
+    """Every transaction of the node's for ``request_id`` its row points at: the one that
+    answers it and, for an optimistic answer, the one that posted it; by nonce, detached."""
+    found = [
+        tx
+        for tx in _pointed(stack, request_id, InferenceRequest.post_tx_id)
+        + _pointed(stack, request_id, InferenceRequest.fulfil_tx_id)
+    ]
+    return sorted(found, key=lambda tx: tx.nonce)
+
+
+def _pointed(stack: Stack, request_id: int, pointer: Any) -> list[Transaction]:
+    with stack.db.session() as s:
+        found = list(
+            s.scalars(
+                select(Transaction)
+                .join(InferenceRequest, pointer == Transaction.id)
+                .where(InferenceRequest.request_id == request_id)
+            )
+        )
+        for tx in found:
+            s.expunge(tx)
+    return found
 
 
 def request_of_tx(stack: Stack, tx_id: int) -> int | None:
