@@ -67,7 +67,10 @@ def request(
     input_values: Annotated[str, typer.Option("--input", "-i", help="Comma-separated numbers.")],
     raw: Annotated[bool, typer.Option(help="Values are already fixed-point integers.")] = False,
     mode: Annotated[
-        str, typer.Option(help="none or zk (optimistic is not available yet).")
+        str,
+        typer.Option(
+            help="none, zk or optimistic (the callback comes after the challenge window)."
+        ),
     ] = "none",
     callback_gas: Annotated[int, typer.Option(min=21_000, max=30_000_000)] = 300_000,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the callback.")] = 60.0,
@@ -76,14 +79,11 @@ def request(
 ) -> None:
     """Send a request through the example consumer and wait for its callback."""
     from oracle.dev.requester import Requester, parse_mode, parse_values
-    from oracle.types import Mode, parse_model_id
+    from oracle.types import parse_model_id
 
     try:
         mid = parse_model_id(model_id)
         mode_value = parse_mode(mode)
-        if mode_value == Mode.OPTIMISTIC:
-            # The Coordinator reverts every Optimistic request until the challenge game ships.
-            fail("optimistic mode is not available yet: use --mode none or --mode zk")
         values = parse_values(input_values, raw)
     except ValueError as exc:
         fail(str(exc))

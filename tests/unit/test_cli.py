@@ -101,8 +101,8 @@ def test_node_without_settings_says_what_is_missing(tmp_path: Path) -> None:
     assert "no schema" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_optimistic_mode_is_refused_until_it_exists() -> None:
-    result = oracle("request", "0x" + "ab" * 32, "--input", "1", "--mode", "optimistic")
+def test_an_unknown_mode_is_refused_with_a_message() -> None:
+    result = oracle("request", "0x" + "ab" * 32, "--input", "1", "--mode", "pessimistic")
     assert result.returncode == 2
-    assert "optimistic mode is not available yet" in result.stderr
+    assert "--mode must be none, zk or optimistic" in result.stderr
     assert "Traceback" not in result.stderr
