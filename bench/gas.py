@@ -1,9 +1,12 @@
-"""Gas of a request and its fulfilment, None and Zk, with the example MLP's real circuit.
+"""Gas of a request and its answer in each mode, with the example MLP's real circuit.
 
 Requests go through ``ExampleConsumer.requestPrediction`` (200k callback gas); fulfilments
 are sent by the node as the relayer would: the circuit's output with its EZKL proof (dev
-SRS), and a Zk error answer. Prints JSON with the gas of each receipt and the runtime sizes
-of the Coordinator and the screened Governor. ``make bench-gas``.
+SRS), a Zk error answer, and an optimistic answer posted then finalised after the window
+(unchallenged) or proven after a challenge. Prints JSON with the gas of each receipt, the
+ratio of an unchallenged optimistic request (request + post + finalize) to a Zk request
+(request + fulfill) on the same model, and the runtime sizes of the Coordinator and the
+screened Governor. ``make bench-gas``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +26,22 @@ from web3.logs import DISCARD
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, RequestStruct
 from oracle.chain.compile import compile_contracts
-from oracle.chain.deploy import ETHER, deploy_stack, register_node, send, serve_model
+from oracle.chain.deploy import (
+    ETHER,
+    CoordinatorParams,
+    deploy_stack,
+    register_node,
+    send,
+    serve_model,
+)
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.dev.processes import Anvil
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
 from oracle.paths import ROOT
 
-OWNER, NODE, USER = (Account.from_key(k) for k in ANVIL_DEV_KEYS[:3])
+OWNER, NODE, USER, CHALLENGER = (Account.from_key(k) for k in ANVIL_DEV_KEYS[:4])
+PARAMS = CoordinatorParams()
 CALLBACK_GAS = 200_000
 INPUT = [round(v * (1 << 13)) for v in (0.5, -0.25, 0.75, -1.0)]
 
@@ -100,9 +112,49 @@ def measure(anvil: Anvil, work: Path) -> dict[str, Any]:
     out["Zk"] = {"request": gas, "fulfill": fulfil(req, proof.output, b"", proof.proof)}
     req, gas = request(1)
     out["Zk error answer"] = {"request": gas, "fulfill": fulfil(req, [], b"bad input", b"")}
+
+    def post(req: RequestStruct) -> tuple[Any, int]:
+        fn = coord.contract.functions.postOptimistic(req.as_tuple(), proof.output)
+        receipt = send(w3, NODE, fn, value=PARAMS.node_bond)
+        (posted,) = coord.posted_in_receipt(receipt)
+        return posted, int(receipt["gasUsed"])
+
+    req, gas = request(2)
+    posted, post_gas = post(req)
+    anvil_mine(w3, posted.challenge_deadline - w3.eth.block_number + 1)
+    fn = coord.contract.functions.finalize(req.as_tuple(), posted.claim().as_tuple())
+    out["Optimistic"] = {
+        "request": gas,
+        "postOptimistic": post_gas,
+        "finalize": int(send(w3, USER, fn)["gasUsed"]),
+    }
+    req, gas = request(2)
+    posted, post_gas = post(req)
+    claim = posted.claim()
+    fn = coord.contract.functions.challenge(req.as_tuple(), claim.as_tuple())
+    challenge_gas = int(send(w3, CHALLENGER, fn, value=PARAMS.challenger_bond)["gasUsed"])
+    claim = replace(claim, challenger=CHALLENGER.address, challenger_bond=PARAMS.challenger_bond)
+    fn = coord.contract.functions.proveOptimistic(req.as_tuple(), claim.as_tuple(), proof.proof)
+    out["Optimistic challenged"] = {
+        "request": gas,
+        "postOptimistic": post_gas,
+        "challenge": challenge_gas,
+        "proveOptimistic": int(send(w3, NODE, fn)["gasUsed"]),
+    }
+    zk_total = sum(out["Zk"].values())
+    out["Optimistic unchallenged / Zk"] = round(sum(out["Optimistic"].values()) / zk_total, 3)
+    out["Optimistic answer only (post + finalize) / Zk fulfill"] = round(
+        (out["Optimistic"]["postOptimistic"] + out["Optimistic"]["finalize"])
+        / out["Zk"]["fulfill"],
+        3,
+    )
     for name in ("Coordinator", "ScreenedGovernor"):
         out[f"{name} runtime bytes"] = (len(load_artifact(name).deployed_bytecode) - 2) // 2
     return out
+
+
+def anvil_mine(w3: Any, blocks: int) -> None:
+    w3.provider.make_request("anvil_mine", [hex(max(blocks, 0))])
 
 
 if __name__ == "__main__":
