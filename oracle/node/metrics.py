@@ -429,7 +429,7 @@ class NodeCollector(Collector):
         )
 
     def _transactions(self, s: Any) -> Iterator[Metric]:
-        labels = ["chain_id", "sender"]
+        labels = ["chain_id", "signer"]
         by_status = GaugeMetricFamily(
             "oracle_transactions", "Signed transactions by status", labels=[*labels, "status"]
         )

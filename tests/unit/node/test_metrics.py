@@ -209,7 +209,7 @@ def test_latency_histograms_come_from_row_timestamps_in_the_window(db: Database)
 
 def test_transactions_nonce_fee_bumps_cursor_and_chain(db: Database) -> None:
     r = scrape(full_view(db))
-    s = {"chain_id": "1", "sender": SIGNER}
+    s = {"chain_id": "1", "signer": SIGNER}
     assert r.get_sample_value("oracle_pending_transactions", s) == 2
     assert r.get_sample_value("oracle_transactions", {**s, "status": "confirmed"}) == 2
     assert r.get_sample_value("oracle_signer_next_nonce", s) == 4
