@@ -31,7 +31,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 from web3 import Web3
 
 from oracle.db import ChainCursor, Database, InferenceRequest, Transaction
@@ -465,7 +465,11 @@ class NodeCollector(Collector):
         bump_n: dict[tuple[str, str], int] = defaultdict(int)
         for key in pending_n:
             bump_n[key] = 0
-        q3 = select(Transaction.chain_id, Transaction.sender, Transaction.replaced_hashes)
+        # Only rows a bump touched are decoded (an unbumped row holds SQL or JSON null).
+        q3 = select(Transaction.chain_id, Transaction.sender, Transaction.replaced_hashes).where(
+            Transaction.replaced_hashes.is_not(None),
+            cast(Transaction.replaced_hashes, Text) != "null",
+        )
         for chain_id, sender, replaced in s.execute(q3):
             bump_n[(str(chain_id), sender)] += len(replaced or [])
         for key, n in sorted(bump_n.items()):
