@@ -130,7 +130,7 @@ def list_requests(
             r["mode"],
             r["state"],
             r["model_id"][:10],
-            r["seen_at"] or "",
+            (r["seen_at"] or "")[:19].replace("T", " "),
             r["error_reason"] if r["error"] else "",
         )
     out.print(table)
