@@ -103,6 +103,10 @@ def test_prometheus_scrapes_the_node_where_it_serves_metrics() -> None:
     )
     for rule_file in PROM_CONFIG["rule_files"]:
         assert (PROMETHEUS / rule_file).is_file(), rule_file
+    # the alerts on Prometheus's own `up` series name this job
+    for rule in rules():
+        for job_name in re.findall(r'job="([^"]+)"', rule["expr"]):
+            assert job_name == job["job_name"], rule["alert"]
 
 
 def test_grafana_reads_the_provisioned_prometheus_and_dashboards() -> None:
