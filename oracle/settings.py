@@ -139,6 +139,11 @@ class StoreSettings(BaseModel):
 class MetricsSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535, description="0 disables the endpoint.")
+    latency_window_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="The latency histograms on /metrics count requests from this recent window.",
+    )
 
 
 class Settings(BaseSettings):

@@ -76,6 +76,7 @@ class Listener:
         self.start_block = start_block if start_block is not None else settings.start_block
         self._stop = threading.Event()
         self.last_poll_ok: float | None = None
+        self.reorgs_seen = 0  # reorgs handled since start, for /metrics
         self.log = log.bind(chain_id=chain_id, coordinator=self.address)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -184,5 +185,6 @@ class Listener:
             self.store.halt(reason)
             raise ReorgTooDeepError(reason)
         marked = self.store.rewind(fork, self._header(fork).hash)
+        self.reorgs_seen += 1
         self.log.warning("listener.reorg", fork_block=fork, cursor=cursor_number, reorged=marked)
         return fork

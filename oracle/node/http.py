@@ -1,4 +1,7 @@
-"""The node's HTTP endpoint: ``/healthz``, ``/status`` and ``/metrics``."""
+"""The node's HTTP endpoint: ``/healthz``, ``/status`` and ``/metrics``.
+
+``/metrics`` is a :class:`~oracle.node.metrics.NodeCollector` over the node's
+:meth:`~oracle.node.Node.metrics_view`, read at each scrape."""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.responses import Response
 
+from oracle.node.metrics import NodeCollector
 from oracle.settings import MetricsSettings
 
 if TYPE_CHECKING:
@@ -19,9 +24,8 @@ if TYPE_CHECKING:
 def build_app(node: Node) -> FastAPI:
     app = FastAPI(title="oracle node", docs_url=None, redoc_url=None)
     registry = CollectorRegistry()
-    by_state = Gauge("oracle_requests", "Requests by state", ["state"], registry=registry)
-    cursor_block = Gauge("oracle_listener_block", "Last block the listener read", registry=registry)
-    healthy = Gauge("oracle_healthy", "1 when the node reports healthy", registry=registry)
+    # Looked up at each scrape, so a node without a database can still answer /healthz.
+    registry.register(NodeCollector(lambda: node.metrics_view()))  # noqa: PLW0108
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -35,13 +39,7 @@ def build_app(node: Node) -> FastAPI:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        data = node.status()
-        for state, n in data["requests"].items():
-            by_state.labels(state=state).set(n)
-        if data["cursors"]:
-            cursor_block.set(data["cursors"][0]["block"])
-        healthy.set(1 if data["healthy"] else 0)
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     return app
 

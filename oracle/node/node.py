@@ -31,6 +31,7 @@ from oracle.models.store import ArtifactStore
 from oracle.node.health import HealthReport, PartsSeen, evaluate
 from oracle.node.http import StatusServer
 from oracle.node.lifecycle import Failure, Service, ServiceFailedError, Supervisor
+from oracle.node.metrics import NodeView, Web3Probe
 from oracle.node.serving import declare_held_models
 from oracle.node.status import collect_status
 from oracle.relayer import Relayer
@@ -120,6 +121,10 @@ class Node:
             account,
             self._notifier,
         )
+        # /metrics reads the chain over its own connection (it runs in the HTTP thread).
+        self._metrics_probe = Web3Probe(
+            connect(settings.chain.rpc_url, settings.chain.rpc_timeout_s)
+        )
         services: list[Service] = [self.redispatcher, self.listener, RelayerService(self.relayer)]
         if serve_status and settings.metrics.port:
             services.append(StatusServer(self, settings.metrics))
@@ -193,6 +198,20 @@ class Node:
     def healthy(self) -> tuple[bool, list[HealthProblem]]:
         report = self.health()
         return report.healthy, report.problems
+
+    def metrics_view(self) -> NodeView:
+        """What ``/metrics`` reads at scrape time (see :mod:`oracle.node.metrics`)."""
+        return NodeView(
+            db=self.db,
+            chain_id=self.chain_id,
+            coordinator=self.listener.address,
+            signer=self.relayer.sender,
+            probe=self._metrics_probe,
+            health=self.health,
+            reorgs_seen=lambda: self.listener.reorgs_seen,
+            prover_memory_limit_bytes=self.settings.zk.max_prover_memory_mb * 1024 * 1024,
+            latency_window_s=self.settings.metrics.latency_window_s,
+        )
 
     def status(self) -> dict[str, Any]:
         report = self.health()

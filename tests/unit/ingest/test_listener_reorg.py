@@ -142,9 +142,11 @@ def test_shallow_reorg_rewinds_to_the_fork_point_and_marks_orphaned_rows(chain: 
 
     chain.competing_fork(snapshot)
     chain.mine(3)  # longer than the orphaned branch, without the request
+    assert listener.reorgs_seen == 0
     result = listener.poll_once()
 
     assert result.reorg_from == fork_point + 1
+    assert listener.reorgs_seen == 1  # what /metrics reports as oracle_reorgs_total
     cursor = store.cursor()
     assert cursor is not None
     assert (cursor.block_number, cursor.block_hash) == (fork_point, chain.hash_of(fork_point))
@@ -203,6 +205,7 @@ def test_reorg_deeper_than_the_finality_depth_halts(chain: Chain) -> None:
         listener.poll_once()
 
     assert store.halted_reason is not None and "finality depth" in store.halted_reason
+    assert listener.reorgs_seen == 0  # halted, not handled
     cursor = store.cursor()
     assert cursor is not None and (cursor.block_number, cursor.block_hash) == halted_at
     result = listener.poll_once()  # halted: reads nothing more, moves nothing

@@ -1,0 +1,541 @@
+"""The node's Prometheus metrics, read at scrape time from the database and the chain.
+
+Workers are separate Celery processes, so an in-process counter in the node would miss
+their work: every request and transaction figure here is read from the rows when
+Prometheus scrapes ``/metrics``, which is right however many processes wrote them. What
+only the node process knows (its health verdict, the reorgs its listener handled) and
+what only the chain knows (the head, the signer's balance and nonce) are read then too.
+
+Latency histograms are derived from the rows' timestamps over a recent window
+(:attr:`MetricsSettings.latency_window_s`, one hour by default): a bucket counts the
+requests that finished that stage inside the window, so it can go down. Query them without
+``rate()``: ``histogram_quantile(0.95, sum by (le) (oracle_request_duration_seconds_bucket))``.
+
+A failed read never fails the scrape: ``oracle_database_up`` / ``oracle_chain_rpc_up`` say
+which source was unreadable and its metrics are left out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from sqlalchemy import Text, cast, func, or_, select
+from web3 import Web3
+
+from oracle.db import ChainCursor, Database, InferenceRequest, Transaction
+from oracle.db.models import utcnow
+from oracle.node.health import HealthReport, HealthState
+from oracle.types import HealthCode, Mode, RequestStatus, TxStatus
+
+log = structlog.get_logger(__name__)
+
+SECONDS_BUCKETS: tuple[float, ...] = (
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+)  # fmt: skip
+BLOCKS_BUCKETS: tuple[float, ...] = (1, 2, 3, 5, 10, 20, 50, 100, 200)
+STAGES = ("queue_wait", "inference", "proof", "relay")
+"""``oracle_request_stage_duration_seconds{stage}``: waiting for a worker (queued until
+inference started), inference, the EZKL proof (Zk mode), relay (answer ready until the
+fulfilment was confirmed)."""
+
+IN_PROGRESS = (
+    RequestStatus.SEEN,
+    RequestStatus.QUEUED,
+    RequestStatus.INFERRED,
+    RequestStatus.PROVING,
+    RequestStatus.PROVED,
+    RequestStatus.SUBMITTED,
+)
+METRIC_NAMES: dict[str, str] = {
+    # the node process
+    "oracle_healthy": "gauge",
+    "oracle_health_state": "gauge",
+    "oracle_health_problem": "gauge",
+    "oracle_reorgs": "counter",
+    "oracle_prover_memory_limit_bytes": "gauge",
+    # the database
+    "oracle_database_up": "gauge",
+    "oracle_requests": "gauge",
+    "oracle_requests_seen": "counter",
+    "oracle_error_answers": "counter",
+    "oracle_abandoned_requests": "counter",
+    "oracle_pending_request_max_age_seconds": "gauge",
+    "oracle_request_duration_seconds": "histogram",
+    "oracle_request_stage_duration_seconds": "histogram",
+    "oracle_request_fulfil_blocks": "histogram",
+    "oracle_transactions": "gauge",
+    "oracle_pending_transactions": "gauge",
+    "oracle_signer_next_nonce": "gauge",
+    "oracle_fee_bumps": "counter",
+    "oracle_listener_block": "gauge",
+    "oracle_listener_halted": "gauge",
+    "oracle_listener_lag_blocks": "gauge",
+    # the chain
+    "oracle_chain_rpc_up": "gauge",
+    "oracle_chain_head_block": "gauge",
+    "oracle_signer_balance_wei": "gauge",
+    "oracle_signer_chain_nonce": "gauge",
+}
+"""Every metric family the collector exports (counters without their ``_total``)."""
+
+_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def series_names() -> set[str]:
+    """The names a query can use: ``oracle_reorgs_total``, ``..._seconds_bucket`` and so on."""
+    return {name + sfx for name, kind in METRIC_NAMES.items() for sfx in _SUFFIXES[kind]}
+
+
+PENDING_TX = (TxStatus.SIGNED, TxStatus.BROADCAST, TxStatus.MINED)
+MAX_LATENCY_ROWS = 20_000
+"""At most this many recent rows feed the latency histograms (newest first)."""
+
+ERROR_REASONS: tuple[tuple[str, str], ...] = (
+    ("bad input", "bad_input"),
+    ("input is not exactly representable", "bad_input"),
+    ("model failed", "model_failed"),
+    ("model unavailable", "model_unavailable"),
+    ("circuit unavailable", "circuit_unavailable"),
+    ("proof failed", "proof_failed"),
+    ("fulfil simulation reverted", "simulation_reverted"),
+    ("fulfilment reverted on chain", "fulfil_reverted"),
+    ("expired", "expired"),
+)
+
+
+def error_reason(text: str | None) -> str:
+    """A stable, low-cardinality code for a row's error text (its latest reason: the
+    relayer appends its own after `` | ``)."""
+    if not text:
+        return "none"
+    last = text.rsplit(" | ", 1)[-1].strip().lower()
+    for prefix, code in ERROR_REASONS:
+        if last.startswith(prefix):
+            return code
+    return "other"
+
+
+def mode_name(mode: int) -> str:
+    try:
+        return Mode(mode).name.lower()
+    except ValueError:
+        return str(mode)
+
+
+@dataclass(frozen=True)
+class ChainReading:
+    head: int
+    balance_wei: int
+    nonce: int  # transactions of the signer's mined in the latest block
+
+
+class ChainProbe(Protocol):
+    def read(self, signer: str) -> ChainReading: ...
+
+
+class Web3Probe:
+    """Reads the head, the signer's balance and its mined nonce over its own connection."""
+
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+
+    def read(self, signer: str) -> ChainReading:
+        address = self.w3.to_checksum_address(signer)
+        return ChainReading(
+            head=int(self.w3.eth.block_number),
+            balance_wei=int(self.w3.eth.get_balance(address)),
+            nonce=int(self.w3.eth.get_transaction_count(address, "latest")),
+        )
+
+
+@dataclass
+class NodeView:
+    """What the collector reads at scrape time. Only ``db`` is required."""
+
+    db: Database
+    chain_id: int | None = None
+    coordinator: str | None = None
+    signer: str | None = None
+    probe: ChainProbe | None = None
+    health: Callable[[], HealthReport] | None = None
+    reorgs_seen: Callable[[], int] | None = None
+    prover_memory_limit_bytes: int | None = None
+    latency_window_s: float = 3600.0
+    now: Callable[[], datetime] = field(default=utcnow)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class _Histograms:
+    """Observations grouped by label values, turned into one HistogramMetricFamily."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = buckets
+        self.values: dict[tuple[str, ...], list[float]] = defaultdict(list)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        self.values[labels].append(max(value, 0.0))
+
+    def family(self, name: str, doc: str, label_names: list[str]) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily(name, doc, labels=label_names)
+        for labels, values in sorted(self.values.items()):
+            cumulative = [(_le(b), float(sum(1 for v in values if v <= b))) for b in self.buckets]
+            cumulative.append(("+Inf", float(len(values))))
+            fam.add_metric(list(labels), cumulative, sum_value=sum(values))
+        return fam
+
+
+def _le(bound: float) -> str:
+    return str(float(bound))
+
+
+class NodeCollector(Collector):
+    """A prometheus_client collector over :class:`NodeView`, built lazily per scrape."""
+
+    def __init__(self, view: Callable[[], NodeView]) -> None:
+        self._view = view
+
+    def collect(self) -> Iterator[Metric]:
+        view = self._view()
+        reading = self._read_chain(view)
+        yield from self._node(view)
+        db_up = GaugeMetricFamily("oracle_database_up", "1 when the database was readable")
+        try:
+            families = list(self._database(view, reading))
+        except Exception as exc:  # the scrape still answers, saying what it could not read
+            log.warning("metrics.database_unreadable", error=type(exc).__name__)
+            families = []
+        db_up.add_metric([], 1.0 if families else 0.0)
+        yield db_up
+        yield from families
+        yield from self._chain(view, reading)
+
+    # -- the node process ------------------------------------------------------------
+    def _node(self, view: NodeView) -> Iterable[Metric]:
+        labels = ["chain_id", "coordinator"]
+        values = [str(view.chain_id or ""), view.coordinator or ""]
+        if view.health is not None:
+            report = view.health()
+            healthy = GaugeMetricFamily(
+                "oracle_healthy", "1 when /healthz answers 200", labels=labels
+            )
+            healthy.add_metric(values, 1.0 if report.healthy else 0.0)
+            yield healthy
+            state = GaugeMetricFamily(
+                "oracle_health_state",
+                "1 for the node's health state (healthy 200, degraded 206, down 503)",
+                labels=[*labels, "state"],
+            )
+            for s in HealthState:
+                state.add_metric([*values, s.value], 1.0 if report.state is s else 0.0)
+            yield state
+            problem = GaugeMetricFamily(
+                "oracle_health_problem",
+                "1 while a part of the node reports this health code",
+                labels=[*labels, "code"],
+            )
+            codes = {p.code for p in report.problems}
+            for code in HealthCode:
+                problem.add_metric([*values, code.value], 1.0 if code in codes else 0.0)
+            yield problem
+        if view.reorgs_seen is not None:
+            reorgs = CounterMetricFamily(
+                "oracle_reorgs", "Reorgs the listener handled since start", labels=labels
+            )
+            reorgs.add_metric(values, float(view.reorgs_seen()))
+            yield reorgs
+        if view.prover_memory_limit_bytes is not None:
+            limit = GaugeMetricFamily(
+                "oracle_prover_memory_limit_bytes",
+                "Prover memory budget onboarding refuses circuits past (zk.max_prover_memory_mb)",
+            )
+            limit.add_metric([], float(view.prover_memory_limit_bytes))
+            yield limit
+
+    # -- the database ----------------------------------------------------------------
+    def _database(self, view: NodeView, reading: ChainReading | None) -> Iterator[Metric]:
+        with view.db.session() as s:
+            yield from self._requests(s, view)
+            yield from self._latencies(s, view)
+            yield from self._transactions(s)
+            yield from self._cursors(s, view, reading)
+
+    def _requests(self, s: Any, view: NodeView) -> Iterator[Metric]:
+        labels = ["chain_id", "coordinator"]
+        by_state = GaugeMetricFamily(
+            "oracle_requests", "Requests by state and mode", labels=[*labels, "state", "mode"]
+        )
+        seen = CounterMetricFamily(
+            "oracle_requests_seen", "Requests the listener recorded", labels=[*labels, "mode"]
+        )
+        totals: dict[tuple[str, str, str], int] = defaultdict(int)
+        q = select(
+            InferenceRequest.chain_id,
+            InferenceRequest.coordinator,
+            InferenceRequest.status,
+            InferenceRequest.mode,
+            func.count(),
+        ).group_by(
+            InferenceRequest.chain_id,
+            InferenceRequest.coordinator,
+            InferenceRequest.status,
+            InferenceRequest.mode,
+        )
+        for chain_id, coordinator, status, mode, n in s.execute(q):
+            key = (str(chain_id), coordinator, mode_name(mode))
+            by_state.add_metric([key[0], key[1], status, key[2]], float(n))
+            totals[key] += int(n)
+        for key, n in sorted(totals.items()):
+            seen.add_metric(list(key), float(n))
+        yield by_state
+        yield seen
+
+        failures = {
+            RequestStatus.ERRORED.value: CounterMetricFamily(
+                "oracle_error_answers",
+                "Error answers confirmed on chain, by reason",
+                labels=[*labels, "reason"],
+            ),
+            RequestStatus.ABANDONED.value: CounterMetricFamily(
+                "oracle_abandoned_requests",
+                "Requests the node gave up on, by reason",
+                labels=[*labels, "reason"],
+            ),
+        }
+        counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        fq = (
+            select(
+                InferenceRequest.chain_id,
+                InferenceRequest.coordinator,
+                InferenceRequest.status,
+                InferenceRequest.error,
+                func.count(),
+            )
+            .where(InferenceRequest.status.in_(tuple(failures)))
+            .group_by(
+                InferenceRequest.chain_id,
+                InferenceRequest.coordinator,
+                InferenceRequest.status,
+                InferenceRequest.error,
+            )
+        )
+        for chain_id, coordinator, status, error, n in s.execute(fq):
+            counts[(status, str(chain_id), coordinator, error_reason(error))] += int(n)
+        for (status, *rest), n in sorted(counts.items()):
+            failures[status].add_metric(rest, float(n))
+        yield from failures.values()
+
+        oldest = GaugeMetricFamily(
+            "oracle_pending_request_max_age_seconds",
+            "Age of the oldest request still in progress (seen to submitted), since seen",
+            labels=labels,
+        )
+        oq = (
+            select(
+                InferenceRequest.chain_id,
+                InferenceRequest.coordinator,
+                func.min(InferenceRequest.seen_at),
+            )
+            .where(InferenceRequest.status.in_([st.value for st in IN_PROGRESS]))
+            .group_by(InferenceRequest.chain_id, InferenceRequest.coordinator)
+        )
+        now = view.now()
+        for chain_id, coordinator, first in s.execute(oq):
+            seen_at = _aware(first)
+            if seen_at is not None:
+                age = (now - seen_at).total_seconds()
+                oldest.add_metric([str(chain_id), coordinator], max(age, 0.0))
+        yield oldest
+
+    def _latencies(self, s: Any, view: NodeView) -> Iterator[Metric]:
+        now = view.now()
+        cutoff = now - timedelta(seconds=view.latency_window_s)
+        r = InferenceRequest
+        q = (
+            select(
+                r.chain_id,
+                r.coordinator,
+                r.mode,
+                r.seen_at,
+                r.queued_at,
+                r.inferred_at,
+                r.inference_s,
+                r.proved_at,
+                r.prove_s,
+                r.confirmed_at,
+                r.block_number,
+                r.fulfilled_block,
+            )
+            .where(or_(r.confirmed_at >= cutoff, r.inferred_at >= cutoff, r.proved_at >= cutoff))
+            .order_by(r.id.desc())
+            .limit(MAX_LATENCY_ROWS)
+        )
+        end_to_end = _Histograms(SECONDS_BUCKETS)
+        stages = _Histograms(SECONDS_BUCKETS)
+        blocks = _Histograms(BLOCKS_BUCKETS)
+
+        for row in s.execute(q):
+            key = (str(row.chain_id), row.coordinator, mode_name(row.mode))
+            seen_at, queued_at = _aware(row.seen_at), _aware(row.queued_at)
+            inferred_at, proved_at = _aware(row.inferred_at), _aware(row.proved_at)
+            confirmed_at = _aware(row.confirmed_at)
+            if inferred_at is not None and inferred_at >= cutoff and row.inference_s is not None:
+                stages.observe((*key, "inference"), row.inference_s)
+                if queued_at is not None:
+                    started = inferred_at - timedelta(seconds=row.inference_s)
+                    stages.observe((*key, "queue_wait"), (started - queued_at).total_seconds())
+            if proved_at is not None and proved_at >= cutoff and row.prove_s is not None:
+                stages.observe((*key, "proof"), row.prove_s)
+            if confirmed_at is not None and confirmed_at >= cutoff:
+                ready = proved_at or inferred_at
+                if ready is not None:
+                    stages.observe((*key, "relay"), (confirmed_at - ready).total_seconds())
+                if seen_at is not None:
+                    end_to_end.observe(key, (confirmed_at - seen_at).total_seconds())
+                if row.fulfilled_block is not None:
+                    blocks.observe(key, float(row.fulfilled_block - row.block_number))
+        labels = ["chain_id", "coordinator", "mode"]
+        yield end_to_end.family(
+            "oracle_request_duration_seconds",
+            "Seen by the listener until the answer was confirmed (recent window)",
+            labels,
+        )
+        yield stages.family(
+            "oracle_request_stage_duration_seconds",
+            "Time in one pipeline stage: queue_wait, inference, proof, relay (recent window)",
+            [*labels, "stage"],
+        )
+        yield blocks.family(
+            "oracle_request_fulfil_blocks",
+            "Blocks from the request's block to its confirmed fulfilment (recent window)",
+            labels,
+        )
+
+    def _transactions(self, s: Any) -> Iterator[Metric]:
+        labels = ["chain_id", "signer"]
+        by_status = GaugeMetricFamily(
+            "oracle_transactions", "Signed transactions by status", labels=[*labels, "status"]
+        )
+        pending = GaugeMetricFamily(
+            "oracle_pending_transactions",
+            "Transactions signed but not yet confirmed, reverted or dropped",
+            labels=labels,
+        )
+        pending_n: dict[tuple[str, str], int] = defaultdict(int)
+        q = select(Transaction.chain_id, Transaction.sender, Transaction.status, func.count())
+        q = q.group_by(Transaction.chain_id, Transaction.sender, Transaction.status)
+        for chain_id, sender, status, n in s.execute(q):
+            by_status.add_metric([str(chain_id), sender, status], float(n))
+            pending_n[(str(chain_id), sender)] += int(n) if status in PENDING_TX else 0
+        for key, n in sorted(pending_n.items()):
+            pending.add_metric(list(key), float(n))
+        yield by_status
+        yield pending
+
+        next_nonce = GaugeMetricFamily(
+            "oracle_signer_next_nonce", "The nonce the relayer signs next", labels=labels
+        )
+        q2 = select(Transaction.chain_id, Transaction.sender, func.max(Transaction.nonce))
+        for chain_id, sender, top in s.execute(
+            q2.group_by(Transaction.chain_id, Transaction.sender)
+        ):
+            next_nonce.add_metric([str(chain_id), sender], float(int(top) + 1))
+        yield next_nonce
+
+        bumps = CounterMetricFamily(
+            "oracle_fee_bumps", "Fee bumps: hashes a resend replaced", labels=labels
+        )
+        bump_n: dict[tuple[str, str], int] = defaultdict(int)
+        for key in pending_n:
+            bump_n[key] = 0
+        # Only rows a bump touched are decoded (an unbumped row holds SQL or JSON null).
+        q3 = select(Transaction.chain_id, Transaction.sender, Transaction.replaced_hashes).where(
+            Transaction.replaced_hashes.is_not(None),
+            cast(Transaction.replaced_hashes, Text) != "null",
+        )
+        for chain_id, sender, replaced in s.execute(q3):
+            bump_n[(str(chain_id), sender)] += len(replaced or [])
+        for key, n in sorted(bump_n.items()):
+            bumps.add_metric(list(key), float(n))
+        yield bumps
+
+    def _cursors(self, s: Any, view: NodeView, reading: ChainReading | None) -> Iterator[Metric]:
+        labels = ["chain_id", "coordinator"]
+        block = GaugeMetricFamily(
+            "oracle_listener_block", "Last block the listener read", labels=labels
+        )
+        halted = GaugeMetricFamily(
+            "oracle_listener_halted",
+            "1 when a reorg deeper than finality halted the listener",
+            labels=labels,
+        )
+        lag = GaugeMetricFamily(
+            "oracle_listener_lag_blocks",
+            "Chain head minus the listener's block (includes the confirmation depth)",
+            labels=labels,
+        )
+        head = reading.head if reading is not None else None
+        for c in s.scalars(select(ChainCursor)):
+            values = [str(c.chain_id), c.coordinator]
+            block.add_metric(values, float(c.block_number))
+            halted.add_metric(values, 1.0 if c.halted_reason else 0.0)
+            if head is not None and c.chain_id == view.chain_id:
+                lag.add_metric(values, float(max(head - c.block_number, 0)))
+        yield block
+        yield halted
+        yield lag
+
+    # -- the chain -------------------------------------------------------------------
+    def _read_chain(self, view: NodeView) -> ChainReading | None:
+        if view.probe is None or view.signer is None:
+            return None
+        try:
+            return view.probe.read(view.signer)
+        except Exception as exc:  # an unreachable RPC must not fail the scrape
+            log.warning("metrics.chain_unreadable", error=type(exc).__name__)
+            return None
+
+    def _chain(self, view: NodeView, reading: ChainReading | None) -> Iterator[Metric]:
+        if view.probe is None or view.signer is None:
+            return
+        chain = [str(view.chain_id or "")]
+        up = GaugeMetricFamily(
+            "oracle_chain_rpc_up", "1 when the chain's RPC answered", labels=["chain_id"]
+        )
+        up.add_metric(chain, 1.0 if reading is not None else 0.0)
+        yield up
+        if reading is None:
+            return
+        signer = [*chain, view.signer]
+        head = GaugeMetricFamily("oracle_chain_head_block", "Chain head", labels=["chain_id"])
+        head.add_metric(chain, float(reading.head))
+        yield head
+        balance = GaugeMetricFamily(
+            "oracle_signer_balance_wei", "The signer's balance", labels=["chain_id", "signer"]
+        )
+        balance.add_metric(signer, float(reading.balance_wei))
+        yield balance
+        nonce = GaugeMetricFamily(
+            "oracle_signer_chain_nonce",
+            "The signer's nonce in the latest block (next_nonce minus this: not yet mined)",
+            labels=["chain_id", "signer"],
+        )
+        nonce.add_metric(signer, float(reading.nonce))
+        yield nonce
