@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from oracle.db import ChainCursor, Database, InferenceRequest, Transaction
+from oracle.db import ChainCursor, Database, InferenceRequest, Transaction, Watch
 from oracle.node.health import HealthProblem, HealthReport
 from oracle.node.metrics import (
     METRIC_NAMES,
@@ -280,3 +280,45 @@ def test_metric_names_lists_exactly_what_a_full_scrape_exports(db: Database) -> 
 )
 def test_error_reason_codes(text: str | None, code: str) -> None:
     assert error_reason(text) == code
+
+
+def test_optimistic_bonds_challenges_and_the_watcher(db: Database) -> None:
+    bond, challenger_bond = "20000000000000000", "10000000000000000"
+    claim = {"mode": int(Mode.OPTIMISTIC), "claim_node": SIGNER, "claim_bond": bond}
+    with db.session() as s:
+        s.add_all(
+            [
+                request(RequestStatus.POSTED, **claim),
+                request(RequestStatus.PROVING, challenger="0x" + "9" * 40, **claim),
+                request(RequestStatus.CONFIRMED, **claim),  # finalised: no longer at risk
+                request(RequestStatus.SLASHED, challenger="0x" + "9" * 40, **claim),
+            ]
+        )
+        for rid, (verdict, status) in enumerate(
+            [("differs", "challenged"), ("agrees", "closed"), ("differs", "won")], start=1
+        ):
+            s.add(
+                Watch(
+                    chain_id=1,
+                    coordinator=COORD,
+                    request_id=rid,
+                    posted_block=10,
+                    model_id="0x" + "1" * 64,
+                    node="0x" + "8" * 40,
+                    posted_output=["1"],
+                    bond=bond,
+                    challenge_deadline=20,
+                    proof_deadline=40,
+                    verdict=verdict,
+                    status=status,
+                    challenger_bond=challenger_bond if verdict == "differs" else None,
+                )
+            )
+    r = scrape(full_view(db))
+    c1 = {"chain_id": "1", "coordinator": COORD}
+    assert r.get_sample_value("oracle_optimistic_bonds_at_risk_wei", c1) == 2 * int(bond)
+    assert r.get_sample_value("oracle_optimistic_open_challenges", c1) == 1
+    assert r.get_sample_value("oracle_optimistic_slashed_answers_total", c1) == 1
+    assert r.get_sample_value("oracle_watcher_bonds_at_risk_wei", c1) == int(challenger_bond)
+    won = {**c1, "verdict": "differs", "status": "won"}
+    assert r.get_sample_value("oracle_watcher_answers", won) == 1
