@@ -105,14 +105,14 @@ contract MockCoordinator is ICoordinator {
 
     /// @param baseFee Fee of every request, in wei.
     /// @param zkPremium Added to the fee of a Zk request; refunded on a Zk error answer.
-    /// @param requestTimeoutBlocks Blocks after a request before it expires (answers are refused,
+    /// @param requestTimeoutBlocks_ Blocks after a request before it expires (answers are refused,
     /// the consumer may cancel).
-    /// @param maxCallbackGasLimit Largest callback gas a request may ask for.
-    constructor(uint96 baseFee, uint96 zkPremium, uint32 requestTimeoutBlocks, uint32 maxCallbackGasLimit) {
+    /// @param maxCallbackGasLimit_ Largest callback gas a request may ask for.
+    constructor(uint96 baseFee, uint96 zkPremium, uint32 requestTimeoutBlocks_, uint32 maxCallbackGasLimit_) {
         i_baseFee = baseFee;
         i_zkPremium = zkPremium;
-        i_requestTimeoutBlocks = requestTimeoutBlocks;
-        i_maxCallbackGasLimit = maxCallbackGasLimit;
+        i_requestTimeoutBlocks = requestTimeoutBlocks_;
+        i_maxCallbackGasLimit = maxCallbackGasLimit_;
     }
 
     // ---------------------------------------------------------------- models

@@ -24,6 +24,9 @@ interface Vm {
     function label(address account, string calldata newLabel) external;
     function assume(bool condition) external pure;
     function getBlockNumber() external view returns (uint256 height);
+    function startBroadcast() external;
+    function stopBroadcast() external;
+    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256 value);
 
     // expectations
     function expectRevert() external;
