@@ -67,9 +67,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     verifier = files.verifier_sol.read_text()
     verifier = re.sub(r"^// SPDX-License-Identifier:.*\n", "", verifier, flags=re.M)
-    verifier = verifier.replace(
-        f"contract {zk.VERIFIER_CONTRACT}", "contract ExampleMlpVerifier"
-    )
+    verifier = verifier.replace(f"contract {zk.VERIFIER_CONTRACT}", "contract ExampleMlpVerifier")
     (OUT / "ExampleMlpVerifier.sol").write_text(HEADER + NOTICE + verifier)
 
     library = "\n".join(
@@ -80,7 +78,8 @@ def main() -> None:
             NOTICE.rstrip("\n"),
             "",
             "/// @title ExampleMlpProof",
-            "/// @notice A real EZKL (Halo2/KZG) proof of models/example_mlp.onnx for one input, with",
+            "/// @notice A real EZKL (Halo2/KZG) proof of models/example_mlp.onnx"
+            " for one input, with",
             "/// what registering the model takes. Deploy `ExampleMlpVerifier`, register the model",
             "/// with it, request `input()` in Zk mode and answer with `output()` and `proof()`.",
             "library ExampleMlpProof {",
@@ -94,10 +93,12 @@ def main() -> None:
             "    /// @notice The proved input, fixed point at `INPUT_SCALE` bits.",
             _int_array("input", INPUT),
             "",
-            "    /// @notice The circuit's output for `input()`, fixed point at `OUTPUT_SCALE` bits.",
+            "    /// @notice The circuit's output for `input()`,"
+            " fixed point at `OUTPUT_SCALE` bits.",
             _int_array("output", proof.output),
             "",
-            "    /// @notice The proof; its public instances are `input()` then `output()` as field",
+            "    /// @notice The proof; its public instances are `input()` then `output()`"
+            " as field",
             "    /// elements, which is what the Coordinator passes to the verifier.",
             "    function proof() internal pure returns (bytes memory) {",
             f'        return hex"{proof.proof.hex()}";',

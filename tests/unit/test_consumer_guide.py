@@ -25,7 +25,7 @@ def _without_sync_notes(source: str) -> str:
     lines = [
         line
         for line in source.splitlines()
-        if not re.match(r"// (The (consumer|test) of docs/consumer-guide|`forge test` proves)", line)
+        if not re.match(r"// (The (consumer|test) of docs/consumer-guide|`forge test` prov)", line)
         and not line.startswith("// Keep the two in step")
         and not line.startswith("// Keep in step")
     ]
@@ -45,8 +45,14 @@ def test_the_guides_example_is_the_tested_code() -> None:
 
 def test_the_documented_remapping_names_the_contracts_folder() -> None:
     install = _section("0. Install the contracts")
-    (target,) = re.findall(r"^@onchain-ai-oracle/contracts/=lib/onchain-ai-oracle/(\S+)$", install, re.M)
-    for unit in ("InferenceConsumer.sol", "mocks/MockCoordinator.sol", "mocks/fixtures/ExampleMlpProof.sol"):
+    pattern = r"^@onchain-ai-oracle/contracts/=lib/onchain-ai-oracle/(\S+)$"
+    (target,) = re.findall(pattern, install, re.M)
+    units = (
+        "InferenceConsumer.sol",
+        "mocks/MockCoordinator.sol",
+        "mocks/fixtures/ExampleMlpProof.sol",
+    )
+    for unit in units:
         assert (ROOT / target / unit).is_file(), unit
 
 
