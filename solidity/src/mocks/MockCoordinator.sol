@@ -348,11 +348,16 @@ contract MockCoordinator is ICoordinator {
             instances[n + i] = FieldMath.toField(output[i]);
         }
         address verifier = s_models[req.modelId].verifier;
-        // Read-only and gas-capped as in the Coordinator; only `true` passes.
-        (bool ok, bytes memory ret) = verifier.staticcall{gas: VERIFIER_GAS_LIMIT}(
-            abi.encodeCall(IVerifier.verifyProof, (proof, instances))
-        );
-        if (!ok || ret.length != 32 || abi.decode(ret, (uint256)) != 1) revert InvalidProof(req.requestId);
+        bytes memory data = abi.encodeCall(IVerifier.verifyProof, (proof, instances));
+        uint256 gasLimit = VERIFIER_GAS_LIMIT;
+        bool valid;
+        // As in the Coordinator: read-only, gas-capped, one word of the answer copied; anything
+        // but exactly the encoding of `true` is `InvalidProof`.
+        assembly ("memory-safe") {
+            let ok := staticcall(gasLimit, verifier, add(data, 0x20), mload(data), 0x00, 0x20)
+            valid := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
+        }
+        if (!valid) revert InvalidProof(req.requestId);
     }
 
     /// @dev Call the consumer with exactly `callbackGasLimit` gas; its failure is reported in the
