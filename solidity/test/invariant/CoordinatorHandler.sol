@@ -126,6 +126,27 @@ contract CoordinatorHandler {
         calls["cancel"]++;
     }
 
+    /// @dev Owner: schedule new fees (under the caps); they come into force later, so pending
+    /// requests are answered under the fees of their own block.
+    function setFees(uint96 baseFee, uint96 zkPremium, uint48 minGasPrice, uint16 bps) external {
+        (Coordinator.FeeConfig memory caps,) = coordinator.feeLimits();
+        coordinator.setFeeConfig(
+            Coordinator.FeeConfig(
+                uint96(baseFee % (uint256(caps.baseFee) + 1)),
+                uint96(zkPremium % (uint256(caps.zkPremium) + 1)),
+                uint48(minGasPrice % (uint256(caps.minGasPrice) + 1)),
+                uint16(bps % (uint256(caps.gasPriceMultiplierBps) + 1))
+            )
+        );
+        calls["setFees"]++;
+    }
+
+    /// @dev Owner: pause (ban) or resume a node.
+    function setPaused(uint256 who, bool paused) external {
+        coordinator.setNodePaused(s_nodes[who % NODES], paused);
+        calls["setPaused"]++;
+    }
+
     function roll(uint256 blocks) external {
         vm.roll(block.number + blocks % 50);
         calls["roll"]++;

@@ -16,6 +16,10 @@ contract CoordinatorInvariantTest is CoordinatorFixture {
         // The handler asks through a consumer it deploys: it is the requester who may cancel and
         // the owner who withdraws refunds.
         handler = new CoordinatorHandler(coordinator, model, zkModel, node);
+        // ... and owns the Coordinator, to change fees and pause nodes.
+        coordinator.transferOwnership(address(handler));
+        vm.prank(address(handler));
+        coordinator.acceptOwnership();
         vm.deal(address(handler), 1_000 ether);
         initialBalance = address(coordinator).balance;
         targetContract(address(handler));
