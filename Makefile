@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo demo-defi demo-dao up test test-contracts test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas contracts clean
+.PHONY: help setup demo demo-defi demo-dao up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
@@ -20,7 +20,8 @@ help:
 	@echo "make bench-zk zk benchmark: proof latency, verifier gas and size, calibration"
 	@echo "make bench-gas gas of request and fulfil (None, Zk, Zk error) with a real proof"
 	@echo "make lint     ruff + mypy"
-	@echo "make test-contracts Slither over the contracts (part of make test)"
+	@echo "make test-contracts forge tests, gas snapshot check and Slither (part of make test)"
+	@echo "make gas-snapshot record the contracts' gas figures after a deliberate change"
 
 setup: $(BIN)/.installed node_modules/.installed solidity/node_modules .redis-ok contracts
 
@@ -76,11 +77,25 @@ up: setup
 test: setup .postgres-ok test-contracts
 	$(BIN)/pytest -q
 
-# Static analysis of the contracts: Slither over `forge build` (forge from npm, solc through
-# solidity/bin/solc). Fails on any medium or high finding not explained in the code with a
-# `slither-disable-next-line` comment that says why.
+# The contracts on their own: Foundry's unit, fuzz and invariant tests (solidity/test), the
+# checked-in gas snapshot (solidity/.gas-snapshot; a gas change fails here until `make
+# gas-snapshot` records it, so it shows in review), then Slither over `forge build` (forge from
+# npm, solc through solidity/bin/solc), which fails on any medium or high finding not explained
+# in the code with a `slither-disable-next-line` comment that says why.
+# forge's npm launcher (node_modules/.bin/forge) exits 0 whatever forge returns: run the
+# platform binary it launches, so a failing test fails the target.
+FORGE = $(firstword $(wildcard $(CURDIR)/node_modules/@foundry-rs/forge-*/bin/forge))
+# Unit tests only: invariant runs report revert counts that vary from run to run, and fuzz
+# averages move with the fuzz dictionary (constants of every contract's bytecode).
+SNAPSHOT_ARGS := --no-match-test '^(testFuzz_|invariant_)'
 test-contracts: setup $(SLITHER_VENV)/.installed
+	cd solidity && $(FORGE) test
+	cd solidity && $(FORGE) snapshot --check $(SNAPSHOT_ARGS)
 	cd solidity && PATH="$(CURDIR)/node_modules/.bin:$$PATH" ../$(SLITHER_VENV)/bin/slither . --config-file slither.config.json
+
+# Record the contracts' gas figures (solidity/.gas-snapshot) after a deliberate change.
+gas-snapshot: setup
+	cd solidity && $(FORGE) snapshot $(SNAPSHOT_ARGS)
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit

@@ -39,6 +39,8 @@ SETTINGS: dict[str, Any] = {
 # Generated EZKL verifiers are one large assembly block that the IR pipeline cannot fit in the
 # stack ("too deep"): they keep the legacy pipeline.
 STANDALONE_SETTINGS: dict[str, Any] = {k: v for k, v in SETTINGS.items() if k != "viaIR"}
+# Generated EZKL verifiers shipped in the tree (the consumer kit's proof fixture): legacy too.
+LEGACY_UNITS = ("src/mocks/fixtures/ExampleMlpVerifier.sol",)
 _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.MULTILINE)
 
 
@@ -101,7 +103,7 @@ def collect_sources(root: Path = ROOT) -> dict[str, str]:
 def _fingerprint(sources: dict[str, str], version: str) -> str:
     h = hashlib.sha256()
     h.update(version.encode())
-    h.update(json.dumps(SETTINGS, sort_keys=True).encode())
+    h.update(json.dumps([SETTINGS, STANDALONE_SETTINGS, LEGACY_UNITS], sort_keys=True).encode())
     for name in sorted(sources):
         h.update(name.encode())
         h.update(hashlib.sha256(sources[name].encode()).digest())
@@ -130,16 +132,26 @@ def compile_contracts(root: Path | None = None, force: bool = False) -> Path:
         and json.loads(info.read_text()).get("fingerprint") == fingerprint
     ):
         return out
-    std_input = {
-        "language": "Solidity",
-        "sources": {name: {"content": text} for name, text in sources.items()},
-        "settings": SETTINGS,
-    }
-    result = run_solc(std_input, root)
+    # Two compiler runs: the IR pipeline for the project's contracts, the legacy one for the
+    # generated verifiers (self-contained files, see LEGACY_UNITS).
+    results: dict[str, Any] = {}
+    legacy = {n: t for n, t in sources.items() if n in LEGACY_UNITS}
+    for group, settings in (
+        ({n: t for n, t in sources.items() if n not in legacy}, SETTINGS),
+        (legacy, STANDALONE_SETTINGS),
+    ):
+        if not group:
+            continue
+        std_input = {
+            "language": "Solidity",
+            "sources": {name: {"content": text} for name, text in group.items()},
+            "settings": settings,
+        }
+        results.update(run_solc(std_input, root).get("contracts", {}))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for unit, contracts in result.get("contracts", {}).items():
+    for unit, contracts in results.items():
         if not unit.startswith("src/"):
             continue
         for name, data in contracts.items():

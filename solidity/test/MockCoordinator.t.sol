@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "forge-std/Test.sol";
+
+import {ICoordinator} from "../src/interfaces/ICoordinator.sol";
+import {ExampleConsumer} from "../src/examples/ExampleConsumer.sol";
+import {MockCoordinator} from "../src/mocks/MockCoordinator.sol";
+import {GasHungryConsumer} from "../src/test/GasHungryConsumer.sol";
+import {MockVerifier} from "../src/test/MockVerifier.sol";
+import {RevertingConsumer} from "../src/test/RevertingConsumer.sol";
+import {CoordinatorFixture} from "./utils/CoordinatorFixture.sol";
+
+/// @notice The mock keeps the Coordinator's consumer-facing rules (what a consumer's tests rely on).
+contract MockCoordinatorTest is Test {
+    uint96 internal constant BASE_FEE = 1e15;
+    uint96 internal constant ZK_PREMIUM = 1e16;
+    uint32 internal constant TIMEOUT = 100;
+
+    MockCoordinator internal mock;
+    ExampleConsumer internal consumer;
+    MockVerifier internal verifier;
+    bytes32 internal model;
+    bytes32 internal zkModel;
+    address internal user = makeAddr("user");
+
+    event InferenceRequested(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed consumer,
+        int256[] input,
+        uint8 mode,
+        uint32 callbackGasLimit,
+        uint256 fee
+    );
+    event InferenceFulfilled(
+        uint256 indexed requestId, address indexed node, bool callbackSucceeded, int256[] output, bytes err
+    );
+
+    function setUp() public {
+        mock = new MockCoordinator(BASE_FEE, ZK_PREMIUM, TIMEOUT, 2_000_000);
+        consumer = new ExampleConsumer(address(mock));
+        verifier = new MockVerifier();
+        model = mock.registerModel(keccak256("model"), 2, 1, 0, 0, address(0));
+        zkModel = mock.registerModel(keccak256("zk model"), 2, 1, 0, 0, address(verifier));
+        vm.deal(user, 10 ether);
+    }
+
+    function pair(int256 a, int256 b) internal pure returns (int256[] memory v) {
+        v = new int256[](2);
+        (v[0], v[1]) = (a, b);
+    }
+
+    function one(int256 a) internal pure returns (int256[] memory v) {
+        v = new int256[](1);
+        v[0] = a;
+    }
+
+    function ask(bytes32 modelId, uint8 mode) internal returns (uint256) {
+        uint256 fee = mock.quoteFee(modelId, mode, 200_000);
+        vm.prank(user);
+        return consumer.requestPrediction{value: fee}(modelId, pair(1, 2), mode, 200_000);
+    }
+
+    function test_RequestEmitsWhatTheCoordinatorEmitsAndFulfilDelivers() public {
+        vm.expectEmit(address(mock));
+        emit InferenceRequested(1, model, address(consumer), pair(1, 2), 0, 200_000, BASE_FEE);
+        uint256 id = ask(model, 0);
+        ICoordinator.Request memory req = mock.getRequest(id);
+        assertEq(mock.requestCommitment(id), keccak256(abi.encode(req)));
+        vm.expectEmit(address(mock));
+        emit InferenceFulfilled(id, address(this), true, one(7), "");
+        mock.fulfill(id, one(7));
+        (bool done, int256[] memory output,) = consumer.getResult(id);
+        assertTrue(done);
+        assertEq(output, one(7));
+        assertEq(mock.requestCommitment(id), bytes32(0));
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Fulfilled));
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.RequestNotPending.selector, id));
+        mock.fulfill(id, one(7));
+    }
+
+    function test_ModelIdsAreTheCoordinatorsIds() public {
+        CoordinatorParity parity = new CoordinatorParity();
+        bytes32 real = parity.registerLikeTheMock(address(verifier));
+        assertEq(real, zkModel);
+    }
+
+    function test_FeesAndValidation() public {
+        assertEq(mock.quoteFee(model, 0, 0), BASE_FEE);
+        assertEq(mock.quoteFee(model, 1, 0), BASE_FEE + ZK_PREMIUM);
+        vm.startPrank(user);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InsufficientFee.selector, BASE_FEE, 1));
+        consumer.requestPrediction{value: 1}(model, pair(1, 2), 0, 200_000);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModelNotVerifiable.selector, model, 1));
+        consumer.requestPrediction{value: 1 ether}(model, pair(1, 2), 1, 200_000);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModeNotSupported.selector, 2));
+        consumer.requestPrediction{value: 1 ether}(zkModel, pair(1, 2), 2, 200_000);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InputLengthMismatch.selector, model, 1, 2));
+        consumer.requestPrediction{value: 1 ether}(model, one(1), 0, 200_000);
+        consumer.requestPrediction{value: BASE_FEE + 5}(model, pair(1, 2), 0, 200_000);
+        vm.stopPrank();
+        assertEq(mock.nodeBalance(address(consumer)), 5); // overpayment credited
+        uint256 id = ask(model, 0);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.OutputLengthMismatch.selector, id, 2, 1));
+        mock.fulfill(id, pair(1, 2));
+    }
+
+    function test_ZkErrorRefundsThePremium() public {
+        uint256 id = ask(zkModel, 1);
+        mock.fulfillError(id, "model failed");
+        (,, bytes memory err) = consumer.getResult(id);
+        assertEq(err, "model failed");
+        assertEq(mock.nodeBalance(address(consumer)), ZK_PREMIUM);
+        assertEq(mock.nodeBalance(address(this)), BASE_FEE);
+        uint256 next = ask(zkModel, 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.EmptyReason.selector, next));
+        mock.fulfillError(next, "");
+    }
+
+    function test_FulfilWithProofRunsTheVerifier() public {
+        uint256 plain = ask(model, 0);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NotZkRequest.selector, plain));
+        mock.fulfillWithProof(plain, one(3), hex"01");
+        uint256 id = ask(zkModel, 1);
+        verifier.setAnswer(false);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InvalidProof.selector, id));
+        mock.fulfillWithProof(id, one(3), hex"01");
+        verifier.setAnswer(true);
+        uint256[] memory expected = new uint256[](3);
+        (expected[0], expected[1], expected[2]) = (1, 2, 3);
+        verifier.setExpectedInstances(expected);
+        mock.fulfillWithProof(id, one(3), hex"01");
+        (bool done,,) = consumer.getResult(id);
+        assertTrue(done);
+    }
+
+    function test_ExpiryAndCancel() public {
+        uint256 id = ask(model, 0);
+        ICoordinator.Request memory req = mock.getRequest(id);
+        uint256 deadline = mock.deadlineBlock(id);
+        vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.RequestNotExpired.selector, id, deadline));
+        consumer.cancel(req);
+        vm.roll(deadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.RequestExpired.selector, id, deadline));
+        mock.fulfill(id, one(1));
+        uint256 before = user.balance;
+        vm.prank(user);
+        consumer.cancel(req);
+        assertEq(user.balance, before + BASE_FEE);
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Cancelled));
+    }
+
+    function test_AFailingCallbackIsReportedAndTheCallbackGetsItsLimit() public {
+        RevertingConsumer reverting = new RevertingConsumer(address(mock));
+        uint256 id = reverting.requestPrediction{value: BASE_FEE}(model, pair(1, 2), 0, 100_000);
+        vm.expectEmit(address(mock));
+        emit InferenceFulfilled(id, address(this), false, one(1), "");
+        mock.fulfill(id, one(1));
+        GasHungryConsumer hungry = new GasHungryConsumer(address(mock));
+        id = hungry.requestPrediction{value: BASE_FEE}(model, pair(1, 2), 0, 100_000);
+        uint256 before = gasleft();
+        mock.fulfill(id, one(1));
+        assertLt(before - gasleft(), 100_000 + 100_000);
+        id = hungry.requestPrediction{value: BASE_FEE}(model, pair(1, 2), 0, 500_000);
+        (bool ok, bytes memory ret) =
+            address(mock).call{gas: 300_000}(abi.encodeCall(MockCoordinator.fulfill, (id, one(1))));
+        assertFalse(ok);
+        assertEq(ret, abi.encodeWithSelector(MockCoordinator.InsufficientGasForCallback.selector, id));
+    }
+
+    function test_WithdrawFees() public {
+        uint256 id = ask(model, 0);
+        mock.fulfill(id, one(1));
+        address to = makeAddr("to");
+        mock.withdrawFees(payable(to));
+        assertEq(to.balance, BASE_FEE);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NothingToWithdraw.selector, address(this)));
+        mock.withdrawFees(payable(to));
+    }
+}
+
+/// @dev Registers on a real Coordinator what the mock test registers, to compare model ids.
+contract CoordinatorParity is CoordinatorFixture {
+    function registerLikeTheMock(address verifier_) external returns (bytes32) {
+        return deployCoordinator().registerModel(keccak256("zk model"), 2, 1, 0, 0, verifier_);
+    }
+}
