@@ -238,8 +238,13 @@ class CoordinatorClient:
             for ev in requested
         ]
 
-    def decode_requested(self, log: LogReceipt, reopened: bool = False) -> RequestedEvent:
-        ev = (self._reopened if reopened else self._requested).process_log(log)
+    def decode_requested(self, log: LogReceipt | Any, reopened: bool = False) -> RequestedEvent:
+        """A raw log, or one ``get_logs`` of the event already decoded (it has ``args``)."""
+        ev: Any
+        if "args" in log:
+            ev = log
+        else:
+            ev = (self._reopened if reopened else self._requested).process_log(log)
         args = ev["args"]
         return RequestedEvent(
             request_id=RequestId(int(args["requestId"])),
