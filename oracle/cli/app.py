@@ -14,12 +14,12 @@ from typing import Annotated
 
 import typer
 
-from oracle.cli import admin, chain, local, models, run
+from oracle.cli import admin, chain, local, models, run, watch
 from oracle.cli.common import LOCAL_CONFIG, Context, app, err, fail
 from oracle.errors import OracleError
 
 __all__ = ["app", "main"]
-_COMMANDS = (run, local, chain, models, admin)  # imported for their registrations
+_COMMANDS = (run, local, chain, models, admin, watch)  # imported for their registrations
 
 
 @app.callback()
