@@ -20,11 +20,13 @@ import pytest
 from eth_account import Account
 from sqlalchemy import select
 
-from oracle.chain.client import PostedAnswer, RequestStruct
-from oracle.chain.deploy import ETHER, send
+from oracle.chain.artifacts import load_artifact
+from oracle.chain.client import CoordinatorClient, PostedAnswer, RequestStruct
+from oracle.chain.deploy import ETHER, deploy, send
 from oracle.db import Database, Watch
 from oracle.dev.cheater import Cheater
-from oracle.dev.keys import CHEATER_KEY, WATCHER_KEY
+from oracle.dev.keys import CHEATER_KEY, REQUESTER_KEY, WATCHER_KEY
+from oracle.dev.stack import LocalStack
 from oracle.fixedpoint import to_fixed
 from oracle.models.onboarding import check_circuit
 from oracle.models.store import ArtifactStore
@@ -35,7 +37,8 @@ from oracle.watcher.checker import CircuitChecker
 from oracle.watcher.store import WatchStore
 from oracle.watcher.txs import SignedTx
 from tests.support.chain import mine
-from tests.support.contract import OWNER, Chain, register_raw
+from tests.support.contract import OWNER, Chain, register_raw, requested
+from tests.support.models import seed_store
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -285,3 +288,65 @@ def test_a_restarted_watcher_does_not_challenge_twice(game: Game, crashing: type
         assert row.challenge_tx == str(crash.value)
     receipt = w3.eth.get_transaction_receipt(row.challenge_tx)  # type: ignore[arg-type]
     assert receipt["status"] == 1
+
+
+def test_the_local_stack_runs_oracle_watch_and_it_slashes_the_cheater(
+    zk_store: dict[str, Any], redis_server: Any, tmp_path: Path
+) -> None:
+    """The watcher as a process (``oracle watch``, settings from the stack's config file and
+    environment) against the test-only cheater the stack starts."""
+    with LocalStack(
+        tmp_path / "stack",
+        block_time=None,
+        redis_url=redis_server.url(0),
+        start_worker=False,
+        start_prover=False,
+        start_node=False,
+        start_watcher=True,
+        poll_interval_s=0.1,
+        config_overrides={"metrics": {"port": 0}},
+    ) as stack:
+        assert stack.anvil is not None and stack.deployment is not None
+        w3 = stack.anvil.w3()
+        seed_store(zk_store, stack.workdir / "models")
+        store = ArtifactStore(stack.workdir / "models")
+        onnx_hash = zk_store["a"].onnx_hash
+        _, manifest = check_circuit(store, onnx_hash)
+        coord = CoordinatorClient(w3, stack.deployment.coordinator)
+        verifier, _ = deploy(w3, stack.owner, "MockVerifier")
+        model_id, _ = register_raw(
+            w3,
+            coord.contract,
+            stack.owner,
+            onnx_hash,
+            (4, 1, manifest.input_scale, manifest.output_scale),
+            verifier,
+        )
+        cheater = stack.start_cheater([model_id])
+        consumer = w3.eth.contract(
+            address=stack.deployment.example_consumer, abi=load_artifact("ExampleConsumer").abi
+        )
+        values = [to_fixed(v, manifest.input_scale) for v in (0.5, -0.5, 0.25, 1.0)]
+        fn = consumer.functions.requestPrediction(
+            bytes.fromhex(model_id[2:]), values, int(Mode.OPTIMISTIC), 200_000
+        )
+        fee = coord.quote_fee(model_id, Mode.OPTIMISTIC, 200_000)
+        req = requested(coord, send(w3, Account.from_key(REQUESTER_KEY), fn, value=fee))
+        wait_for(lambda: cheater.posted == [req.request_id], 60, "the cheater's wrong answer")
+        db = Database(stack.db_url)
+
+        def status() -> str | None:
+            with db.session() as s:
+                return s.scalar(select(Watch.status).where(Watch.request_id == req.request_id))
+
+        wait_for(lambda: status() == WatchStatus.CHALLENGED, 120, "the watcher's challenge")
+        with db.session() as s:
+            proof_deadline = s.scalar(
+                select(Watch.proof_deadline).where(Watch.request_id == req.request_id)
+            )
+        assert proof_deadline is not None
+        mine(w3, proof_deadline + 1 - w3.eth.block_number)
+        wait_for(lambda: status() == WatchStatus.WON, 60, "the slashing")
+        slashing = coord.slashing_of(req.request_id, req.requested_at_block)
+        assert slashing is not None and slashing["challenger"] == WATCHER.address
+        db.dispose()
