@@ -40,8 +40,9 @@ from oracle.watcher.txs import SignedTx, TxSender, TxState
 log = structlog.get_logger(__name__)
 
 ZERO_MODEL = "0x" + "00" * 32
-# Reverts of a challenge that mean another party already settled the question.
-TOO_LATE = frozenset({"ChallengeWindowClosed", "NoClaim", "ClaimMismatch"})
+# Reverts of a challenge that mean another party already settled the question (a challenge
+# by someone else is found from its event: ``AlreadyChallenged`` or ``ClaimMismatch``).
+TOO_LATE = frozenset({"ChallengeWindowClosed", "NoClaim", "ClaimMismatch", "AlreadyChallenged"})
 
 
 @dataclass(frozen=True)
@@ -233,10 +234,13 @@ class Watcher:
         data = self.client.challenge_calldata(game.req, game.claim)
         revert = self.sender.simulate(data, value)
         if revert is not None:
-            if revert.name == "AlreadyChallenged":
-                challenger = Web3.to_checksum_address(revert.error_args[1])
+            # Once challenged, the stored claim names its challenger: ours no longer matches.
+            first = self._first_challenge(row)
+            if first is not None:
+                challenger, tx_hash = first
                 if challenger == self.address:  # our earlier transaction got there
-                    self.store.update(row.id, status=WatchStatus.CHALLENGED)
+                    self.store.update(row.id, status=WatchStatus.CHALLENGED, challenge_tx=tx_hash)
+                    bound.info("watcher.challenged", tx_hash=tx_hash)
                     return
                 detail = f"someone else challenged first: {challenger}"
             elif revert.name in TOO_LATE:
@@ -304,19 +308,33 @@ class Watcher:
         self._send(signed)
         bound.info("watcher.withdrawn", tx_hash=signed.tx_hash)
 
-    def _event_after(self, row: Any, event_name: str) -> str | None:
-        """The transaction of the first ``event_name`` of this request after its posting."""
+    def _first_event(self, row: Any, event_name: str) -> Any | None:
+        """The first ``event_name`` log of this request from its posting block on."""
         event = getattr(self.client.contract.events, event_name)()
         logs = event.get_logs(
             from_block=row.posted_block, argument_filters={"requestId": row.request_id}
         )
-        for ev in logs:
-            return "0x" + bytes(ev["transactionHash"]).hex().removeprefix("0x")
-        return None
+        return logs[0] if logs else None
+
+    def _event_after(self, row: Any, event_name: str) -> str | None:
+        """The transaction of the first ``event_name`` of this request after its posting."""
+        ev = self._first_event(row, event_name)
+        return None if ev is None else _tx_hash(ev)
+
+    def _first_challenge(self, row: Any) -> tuple[str, str] | None:
+        """(challenger, transaction) of the answer's challenge, if it was challenged."""
+        ev = self._first_event(row, "AnswerChallenged")
+        if ev is None:
+            return None
+        return Web3.to_checksum_address(ev["args"]["challenger"]), _tx_hash(ev)
 
     def _send(self, signed: SignedTx) -> None:
         """Broadcast (a seam: tests stop a watcher here, as a crash would)."""
         self.sender.send(signed)
+
+
+def _tx_hash(ev: Any) -> str:
+    return "0x" + bytes(ev["transactionHash"]).hex().removeprefix("0x")
 
 
 def build_watcher(settings: Settings) -> Watcher:

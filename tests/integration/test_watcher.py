@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from oracle.watcher.checker import CircuitChecker
 from oracle.watcher.store import WatchStore
 from oracle.watcher.txs import SignedTx
 from tests.support.chain import mine
-from tests.support.contract import OWNER, Chain, register_raw, requested
+from tests.support.contract import OUTSIDER, OWNER, Chain, register_raw, requested
 from tests.support.models import seed_store
 from tests.support.wait import wait_for
 
@@ -231,18 +231,60 @@ def test_a_challenge_over_budget_is_skipped_with_its_reason(game: Game) -> None:
     assert game.challenges(second.request_id) == []
 
 
-def test_a_model_switched_off_is_not_checked(game: Game) -> None:
-    other = "0x" + "ab" * 32
-    watcher = game.watcher(models=[other])
+@pytest.mark.parametrize(
+    "overrides,detail",
+    [
+        ({"models": ["0x" + "ab" * 32]}, "model switched off"),
+        ({"own_node": CHEATER.address}, "our own answer"),
+    ],
+)
+def test_a_model_switched_off_or_our_own_node_is_not_checked(
+    game: Game, overrides: dict[str, Any], detail: str
+) -> None:
+    watcher = game.watcher(**overrides)
     req = game.request([0.5, 0.5, 0.5, 0.5])
     game.post(req, [v + 1 for v in game.circuit_output(req)])
     with running(watcher):
         wait_for(lambda: game.row(req.request_id), 60, "the answer's row")
     row = game.row(req.request_id)
     assert row is not None
-    assert (row.verdict, row.detail) == (WatchVerdict.SKIPPED, "model switched off")
+    assert (row.verdict, row.detail) == (WatchVerdict.SKIPPED, detail)
     assert row.circuit_output is None
     assert game.challenges(req.request_id) == []
+
+
+def test_a_challenge_defeated_by_a_proof_is_recorded_as_lost(game: Game) -> None:
+    coord = game.chain.coord
+    req = game.request([0.5, 0.25, -0.25, 0.5])
+    posted = game.post(req, [v + 1 for v in game.circuit_output(req)])
+    watcher = game.watcher()
+    with running(watcher):
+        wait_for(lambda: status_of(game, req.request_id) == WatchStatus.CHALLENGED, 60)
+        row = game.row(req.request_id)
+        assert row is not None and row.challenger_bond is not None
+        claim = replace(
+            posted.claim(), challenger=WATCHER.address, challenger_bond=int(row.challenger_bond)
+        )
+        # The mock verifier accepts the node's "proof": the challenge is lost.
+        fn = coord.contract.functions.proveOptimistic(req.as_tuple(), claim.as_tuple(), b"p")
+        send(game.chain.w3, CHEATER, fn)
+        wait_for(lambda: status_of(game, req.request_id) == WatchStatus.LOST, 60, "lost")
+    assert coord.slashing_of(req.request_id, posted.block_number) is None
+
+
+def test_an_answer_someone_else_challenged_first_is_closed(game: Game) -> None:
+    coord = game.chain.coord
+    req = game.request([0.75, 0.25, -0.25, 0.5])
+    posted = game.post(req, [v + 1 for v in game.circuit_output(req)])
+    fn = coord.contract.functions.challenge(req.as_tuple(), posted.claim().as_tuple())
+    send(game.chain.w3, OUTSIDER, fn, coord.optimistic_config().challenger_bond)
+    with running(game.watcher()):
+        wait_for(lambda: status_of(game, req.request_id) == WatchStatus.CLOSED, 60, "closed")
+    row = game.row(req.request_id)
+    assert row is not None and row.verdict == WatchVerdict.DIFFERS
+    assert row.detail == f"someone else challenged first: {OUTSIDER.address}"
+    assert [c.challenger for c in game.challenges(req.request_id)] == [OUTSIDER.address]
+    assert game.watcher().store.bonds_at_risk() == 0  # its bond is no longer reserved
 
 
 class CrashError(Exception):
