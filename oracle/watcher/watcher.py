@@ -189,7 +189,7 @@ class Watcher:
             self._resolve(row, head)
         for row in self.store.with_status(WatchStatus.WATCHING):
             if head > row.challenge_deadline:
-                self.store.update(row.id, status=WatchStatus.CLOSED)
+                self._close(row.id, status=WatchStatus.CLOSED)
 
     def _game(self, row: Any, challenged: bool) -> Game:
         game = self._games.get(row.id)
@@ -249,7 +249,7 @@ class Watcher:
                 self.store.update(row.id, detail=f"challenge would revert: {revert}")
                 bound.warning("watcher.challenge_refused", revert=str(revert))
                 return
-            self.store.update(row.id, status=WatchStatus.CLOSED, detail=detail, challenge_tx=None)
+            self._close(row.id, status=WatchStatus.CLOSED, detail=detail, challenge_tx=None)
             bound.info("watcher.challenge_moot", detail=detail)
             return
         signed = self.sender.sign(data, value)
@@ -270,7 +270,7 @@ class Watcher:
             bound.warning("watcher.finalize_not_mined", tx_hash=row.resolve_tx, state=state)
         defeated = self._event_after(row, "ChallengeDefeated")
         if defeated is not None:
-            self.store.update(
+            self._close(
                 row.id, status=WatchStatus.LOST, resolve_tx=defeated, detail="proven by the node"
             )
             bound.info("watcher.challenge_lost", tx_hash=defeated)
@@ -295,10 +295,15 @@ class Watcher:
         bound.info("watcher.finalize_sent", tx_hash=signed.tx_hash)
 
     def _won(self, row: Any, tx_hash: str, bound: Any) -> None:
-        self.store.update(row.id, status=WatchStatus.WON, resolve_tx=tx_hash, detail=None)
+        self._close(row.id, status=WatchStatus.WON, resolve_tx=tx_hash, detail=None)
         bound.info("watcher.challenge_won", tx_hash=tx_hash)
         if self.settings.withdraw:
             self._withdraw(bound)
+
+    def _close(self, row_id: int, **values: Any) -> None:
+        """A terminal update: the row needs nothing more from us."""
+        self.store.update(row_id, **values)
+        self._games.pop(row_id, None)
 
     def _withdraw(self, bound: Any) -> None:
         data = self.client.contract.encode_abi("withdrawFees", args=[self.address])

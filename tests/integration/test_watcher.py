@@ -332,63 +332,113 @@ def test_a_restarted_watcher_does_not_challenge_twice(game: Game, crashing: type
     assert receipt["status"] == 1
 
 
-def test_the_local_stack_runs_oracle_watch_and_it_slashes_the_cheater(
-    zk_store: dict[str, Any], redis_server: Any, tmp_path: Path
-) -> None:
-    """The watcher as a process (``oracle watch``, settings from the stack's config file and
-    environment) against the test-only cheater the stack starts."""
+@dataclass
+class StackGame:
+    stack: LocalStack
+    coord: CoordinatorClient
+    model_id: str
+    input_scale: int
+    db: Database
+
+    def request(self, values: list[float]) -> RequestStruct:
+        assert self.stack.deployment is not None
+        w3 = self.coord.w3
+        consumer = w3.eth.contract(
+            address=self.stack.deployment.example_consumer,
+            abi=load_artifact("ExampleConsumer").abi,
+        )
+        fixed = [to_fixed(v, self.input_scale) for v in values]
+        fn = consumer.functions.requestPrediction(
+            bytes.fromhex(self.model_id[2:]), fixed, int(Mode.OPTIMISTIC), 200_000
+        )
+        fee = self.coord.quote_fee(self.model_id, Mode.OPTIMISTIC, 200_000)
+        return requested(self.coord, send(w3, Account.from_key(REQUESTER_KEY), fn, value=fee))
+
+    def row(self, request_id: int) -> Watch | None:
+        with self.db.session() as s:
+            return s.scalar(select(Watch).where(Watch.request_id == request_id))
+
+    def status(self, request_id: int) -> str | None:
+        row = self.row(request_id)
+        return None if row is None else row.status
+
+
+@contextmanager
+def stack_game(
+    zk_store: dict[str, Any], redis_url: str, workdir: Path, start_watcher: bool
+) -> Iterator[StackGame]:
+    """A local stack (no node, no workers) with circuit 'a' in its store, registered on
+    chain with a mock verifier."""
     with LocalStack(
-        tmp_path / "stack",
+        workdir,
         block_time=None,
-        redis_url=redis_server.url(0),
+        redis_url=redis_url,
         start_worker=False,
         start_prover=False,
         start_node=False,
-        start_watcher=True,
+        start_watcher=start_watcher,
         poll_interval_s=0.1,
         config_overrides={"metrics": {"port": 0}},
     ) as stack:
         assert stack.anvil is not None and stack.deployment is not None
         w3 = stack.anvil.w3()
         seed_store(zk_store, stack.workdir / "models")
-        store = ArtifactStore(stack.workdir / "models")
         onnx_hash = zk_store["a"].onnx_hash
-        _, manifest = check_circuit(store, onnx_hash)
+        _, manifest = check_circuit(ArtifactStore(stack.workdir / "models"), onnx_hash)
         coord = CoordinatorClient(w3, stack.deployment.coordinator)
         verifier, _ = deploy(w3, stack.owner, "MockVerifier")
-        model_id, _ = register_raw(
-            w3,
-            coord.contract,
-            stack.owner,
-            onnx_hash,
-            (4, 1, manifest.input_scale, manifest.output_scale),
-            verifier,
-        )
-        cheater = stack.start_cheater([model_id])
-        consumer = w3.eth.contract(
-            address=stack.deployment.example_consumer, abi=load_artifact("ExampleConsumer").abi
-        )
-        values = [to_fixed(v, manifest.input_scale) for v in (0.5, -0.5, 0.25, 1.0)]
-        fn = consumer.functions.requestPrediction(
-            bytes.fromhex(model_id[2:]), values, int(Mode.OPTIMISTIC), 200_000
-        )
-        fee = coord.quote_fee(model_id, Mode.OPTIMISTIC, 200_000)
-        req = requested(coord, send(w3, Account.from_key(REQUESTER_KEY), fn, value=fee))
-        wait_for(lambda: cheater.posted == [req.request_id], 60, "the cheater's wrong answer")
+        shape = (4, 1, manifest.input_scale, manifest.output_scale)
+        model_id, _ = register_raw(w3, coord.contract, stack.owner, onnx_hash, shape, verifier)
         db = Database(stack.db_url)
+        try:
+            yield StackGame(stack, coord, model_id, manifest.input_scale, db)
+        finally:
+            db.dispose()
 
-        def status() -> str | None:
-            with db.session() as s:
-                return s.scalar(select(Watch.status).where(Watch.request_id == req.request_id))
 
-        wait_for(lambda: status() == WatchStatus.CHALLENGED, 120, "the watcher's challenge")
-        with db.session() as s:
-            proof_deadline = s.scalar(
-                select(Watch.proof_deadline).where(Watch.request_id == req.request_id)
-            )
-        assert proof_deadline is not None
-        mine(w3, proof_deadline + 1 - w3.eth.block_number)
-        wait_for(lambda: status() == WatchStatus.WON, 60, "the slashing")
-        slashing = coord.slashing_of(req.request_id, req.requested_at_block)
+def test_the_local_stack_runs_oracle_watch_and_it_slashes_the_cheater(
+    zk_store: dict[str, Any], redis_server: Any, tmp_path: Path
+) -> None:
+    """The watcher as a process (``oracle watch``, settings from the stack's config file and
+    environment) against the test-only cheater the stack starts."""
+    with stack_game(zk_store, redis_server.url(0), tmp_path / "stack", True) as g:
+        cheater = g.stack.start_cheater([g.model_id])
+        req = g.request([0.5, -0.5, 0.25, 1.0])
+        wait_for(lambda: cheater.posted == [req.request_id], 60, "the cheater's wrong answer")
+        wait_for(lambda: g.status(req.request_id) == WatchStatus.CHALLENGED, 120, "the challenge")
+        row = g.row(req.request_id)
+        assert row is not None
+        w3 = g.coord.w3
+        mine(w3, row.proof_deadline + 1 - w3.eth.block_number)
+        wait_for(lambda: g.status(req.request_id) == WatchStatus.WON, 60, "the slashing")
+        slashing = g.coord.slashing_of(req.request_id, req.requested_at_block)
         assert slashing is not None and slashing["challenger"] == WATCHER.address
-        db.dispose()
+
+
+def test_oracle_watch_killed_between_signing_and_sending_challenges_once(
+    zk_store: dict[str, Any], redis_server: Any, tmp_path: Path
+) -> None:
+    """A real process death (crash point ``watcher.after_sign``: the hash is saved, the
+    transaction never sent); the next ``oracle watch`` sends the one challenge."""
+    with stack_game(zk_store, redis_server.url(0), tmp_path / "stack", False) as g:
+        cheater = g.stack.start_cheater([g.model_id])
+        req = g.request([0.5, 0.5, -0.25, 1.0])
+        wait_for(lambda: cheater.posted == [req.request_id], 60, "the cheater's wrong answer")
+        w3 = g.coord.w3
+        nonce = w3.eth.get_transaction_count(WATCHER.address)
+        dying = g.stack.start_watcher_process({"ORACLE_CRASH_AT": "watcher.after_sign"})
+        wait_for(lambda: not dying.alive(), 120, "the watcher to die at the crash point")
+        assert dying.proc is not None and dying.proc.returncode == 137
+        row = g.row(req.request_id)
+        assert row is not None and row.status == WatchStatus.CHALLENGING
+        assert row.challenge_tx is not None
+        head = w3.eth.block_number
+        assert g.coord.challenge_logs(0, head) == []
+        assert w3.eth.get_transaction_count(WATCHER.address) == nonce
+        g.stack.watcher = g.stack.start_watcher_process()  # stopped with the stack
+        wait_for(lambda: g.status(req.request_id) == WatchStatus.CHALLENGED, 120, "the challenge")
+        challenges = g.coord.challenge_logs(0, w3.eth.block_number)
+        assert [(c.request_id, c.challenger) for c in challenges] == [
+            (req.request_id, WATCHER.address)
+        ]
+        assert w3.eth.get_transaction_count(WATCHER.address) == nonce + 1
