@@ -97,8 +97,9 @@ class Game:
 
 
 @pytest.fixture
-def game(chain: Chain, zk_store: dict[str, Any], tmp_path: Path) -> Iterator[Game]:
-    """The real circuit 'a' registered on chain (mock verifier), served only by the cheater."""
+def game(chain: Chain, zk_store: dict[str, Any], db_url: str, tmp_path: Path) -> Iterator[Game]:
+    """The real circuit 'a' registered on chain (mock verifier), served only by the cheater;
+    the watcher's rows in SQLite and in PostgreSQL."""
     store = ArtifactStore(zk_store["root"])
     onnx_hash = zk_store["a"].onnx_hash
     _, manifest = check_circuit(store, onnx_hash)
@@ -107,7 +108,7 @@ def game(chain: Chain, zk_store: dict[str, Any], tmp_path: Path) -> Iterator[Gam
         chain.w3, chain.coord.contract, OWNER, onnx_hash, shape, chain.verifier.address
     )
     Cheater(chain.coord, [model_id], CHEATER).setup(10 * ETHER)
-    db = Database(f"sqlite:///{tmp_path / 'watch.db'}")
+    db = Database(db_url)
     db.upgrade()
     try:
         yield Game(chain, model_id, manifest.input_scale, store, db, tmp_path)
@@ -365,10 +366,15 @@ class StackGame:
 
 @contextmanager
 def stack_game(
-    zk_store: dict[str, Any], redis_url: str, workdir: Path, start_watcher: bool
+    zk_store: dict[str, Any],
+    redis_url: str,
+    workdir: Path,
+    start_watcher: bool,
+    watcher_config: dict[str, Any] | None = None,
 ) -> Iterator[StackGame]:
     """A local stack (no node, no workers) with circuit 'a' in its store, registered on
-    chain with a mock verifier."""
+    chain with a mock verifier; ``watcher_config`` goes to the config file's watcher
+    section."""
     with LocalStack(
         workdir,
         block_time=None,
@@ -378,7 +384,7 @@ def stack_game(
         start_node=False,
         start_watcher=start_watcher,
         poll_interval_s=0.1,
-        config_overrides={"metrics": {"port": 0}},
+        config_overrides={"metrics": {"port": 0}, "watcher": watcher_config or {}},
     ) as stack:
         assert stack.anvil is not None and stack.deployment is not None
         w3 = stack.anvil.w3()
@@ -400,8 +406,9 @@ def test_the_local_stack_runs_oracle_watch_and_it_slashes_the_cheater(
     zk_store: dict[str, Any], redis_server: Any, tmp_path: Path
 ) -> None:
     """The watcher as a process (``oracle watch``, settings from the stack's config file and
-    environment) against the test-only cheater the stack starts."""
-    with stack_game(zk_store, redis_server.url(0), tmp_path / "stack", True) as g:
+    environment, withdrawing what it wins) against the test-only cheater the stack starts."""
+    stack_dir = tmp_path / "stack"
+    with stack_game(zk_store, redis_server.url(0), stack_dir, True, {"withdraw": True}) as g:
         cheater = g.stack.start_cheater([g.model_id])
         req = g.request([0.5, -0.5, 0.25, 1.0])
         wait_for(lambda: cheater.posted == [req.request_id], 60, "the cheater's wrong answer")
@@ -413,6 +420,16 @@ def test_the_local_stack_runs_oracle_watch_and_it_slashes_the_cheater(
         wait_for(lambda: g.status(req.request_id) == WatchStatus.WON, 60, "the slashing")
         slashing = g.coord.slashing_of(req.request_id, req.requested_at_block)
         assert slashing is not None and slashing["challenger"] == WATCHER.address
+        withdrawn = wait_for(
+            lambda: g.coord.contract.events.FeesWithdrawn().get_logs(from_block=0),
+            60,
+            "the withdrawal",
+        )
+        won = g.coord.optimistic_config().challenger_bond + slashing["to_challenger"]
+        assert [(e["args"]["node"], e["args"]["amount"]) for e in withdrawn] == [
+            (WATCHER.address, won)
+        ]
+        assert g.coord.contract.functions.nodeBalance(WATCHER.address).call() == 0
 
 
 def test_oracle_watch_killed_between_signing_and_sending_challenges_once(
