@@ -146,6 +146,72 @@ class MetricsSettings(BaseModel):
     )
 
 
+class WatcherSettings(BaseModel):
+    """The watcher (``oracle watch``): re-runs other nodes' optimistic answers through the
+    circuits this host holds and challenges the wrong ones, with its own key and a budget."""
+
+    enabled: bool = Field(default=False, description="`oracle watch` refuses to run when off.")
+    signer: SignerSettings = Field(
+        default_factory=SignerSettings,
+        description="The challenger's key (ORACLE_WATCHER__SIGNER__PRIVATE_KEY or a keystore); "
+        "never the node's own signer.",
+    )
+    budget_wei: int = Field(
+        default=10**17, ge=0, description="Most challenger bonds at risk in open challenges."
+    )
+    models: list[str] | None = Field(
+        default=None,
+        description="Model ids to watch; unset: every model whose circuit the store holds.",
+    )
+    own_node: str | None = Field(
+        default=None, description="The operator's node address: its answers are not checked."
+    )
+    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    withdraw: bool = Field(
+        default=False, description="Withdraw bond and share (withdrawFees) after each win."
+    )
+    workdir: Path = Field(
+        default=ROOT / "var" / "watcher", description="Scratch files for circuit witnesses."
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _model_ids(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for model_id in value:
+            if not _is_hex(model_id, 32):
+                raise ValueError(f"watcher.models: {model_id!r} is not a 0x-prefixed 32-byte id")
+        return [m.lower() for m in value]
+
+    @field_validator("own_node")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _is_hex(value, 20):
+            raise ValueError(f"watcher.own_node: {value!r} is not a 0x-prefixed address")
+        return value
+
+    @model_validator(mode="after")
+    def _key_when_enabled(self) -> WatcherSettings:
+        if self.enabled and self.signer.private_key is None and self.signer.keystore_path is None:
+            raise ValueError(
+                "watcher.enabled needs a key: ORACLE_WATCHER__SIGNER__PRIVATE_KEY or "
+                "ORACLE_WATCHER__SIGNER__KEYSTORE_PATH"
+            )
+        return self
+
+
+def _is_hex(value: str, length: int) -> bool:
+    body = value.removeprefix("0x")
+    if not value.startswith("0x") or len(body) != 2 * length:
+        return False
+    try:
+        int(body, 16)
+    except ValueError:
+        return False
+    return True
+
+
 class Settings(BaseSettings):
     """All of the node's settings. Build with :func:`load_settings`."""
 
@@ -162,6 +228,7 @@ class Settings(BaseSettings):
     relayer: RelayerSettings = RelayerSettings()
     store: StoreSettings = StoreSettings()
     metrics: MetricsSettings = MetricsSettings()
+    watcher: WatcherSettings = WatcherSettings()
 
     # Keys for the operator's one-off commands, never the node's own signer (see ``signer``).
     # Their environment names are the historical ones: ORACLE_DEPLOYER_KEY and so on.

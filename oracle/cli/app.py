@@ -14,12 +14,12 @@ from typing import Annotated
 
 import typer
 
-from oracle.cli import admin, chain, local, models, requests, run
+from oracle.cli import admin, chain, local, models, requests, run, watch
 from oracle.cli.common import LOCAL_CONFIG, Context, app, err, fail
 from oracle.errors import OracleError
 
 __all__ = ["app", "main"]
-_COMMANDS = (run, local, chain, models, admin, requests)  # imported for their registrations
+_COMMANDS = (run, local, chain, models, admin, requests, watch)  # imported for their registrations
 
 
 @app.callback()

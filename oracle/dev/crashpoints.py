@@ -19,6 +19,7 @@ POINTS = frozenset(
         "relayer.after_sign",  # the signed tx is saved, not yet broadcast
         "relayer.after_broadcast",  # the node has the tx, the DB still says signed
         "relayer.after_receipt",  # the receipt is read, the DB not yet updated
+        "watcher.after_sign",  # a challenge or finalize hash is saved, not yet sent
         "worker.inference",  # a poison request: the model kills its worker process
     }
 )

@@ -2,7 +2,9 @@
 and the integration tests.
 
 anvil (a real local chain) -> contracts deployed -> node registered and staked ->
-redis-server -> SQLite migrated -> an inference worker and a prover worker -> the node.
+redis-server -> SQLite migrated -> an inference worker and a prover worker -> the node
+(-> optionally a watcher, ``oracle watch``, with its own key). A TEST-ONLY cheating node
+(:mod:`oracle.dev.cheater`) can be started on it with :meth:`start_cheater`.
 A model registered on the running stack is served by its node through :meth:`serve`
 (a node declares the models it holds when it starts; this one already has).
 Keys are anvil's public development keys (see ``oracle.dev.keys``).
@@ -15,11 +17,12 @@ automine, and which processes to start (most run the node in-process).
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from eth_account import Account
@@ -35,9 +38,12 @@ from oracle.chain.deploy import (
     serve_model,
 )
 from oracle.db import Database
-from oracle.dev.keys import DEPLOYER_KEY, NODE_KEY
+from oracle.dev.keys import DEPLOYER_KEY, NODE_KEY, WATCHER_KEY
 from oracle.dev.processes import Anvil, OracleProcess, RedisServer, file_exists, free_port
 from oracle.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from oracle.dev.cheater import Cheater
 
 
 class LocalStack:
@@ -58,13 +64,15 @@ class LocalStack:
         start_worker: bool = True,
         start_prover: bool = True,
         start_node: bool = True,
+        start_watcher: bool = False,
         poll_interval_s: float = 0.1,
         config_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """``db_url`` defaults to SQLite in ``workdir``; with ``redis_url`` no redis-server
         is started (the caller runs one); ``block_time`` None is automine;
         ``poll_interval_s`` is how often the node polls the chain and receipts;
-        ``config_overrides`` are merged, per section, into the config file written."""
+        ``config_overrides`` are merged, per section, into the config file written;
+        ``start_watcher`` also runs ``oracle watch`` (dev ``WATCHER_KEY``)."""
         self.workdir = workdir.resolve()
         self.block_time = block_time
         self.anvil_port = anvil_port
@@ -77,6 +85,7 @@ class LocalStack:
         self._start_worker = start_worker
         self._start_prover = start_prover
         self._start_node = start_node
+        self._start_watcher = start_watcher
         self.poll_interval_s = poll_interval_s
         self.config_overrides = dict(config_overrides or {})
         self.anvil: Anvil | None = None
@@ -84,6 +93,9 @@ class LocalStack:
         self.worker: OracleProcess | None = None
         self.prover: OracleProcess | None = None
         self.node: OracleProcess | None = None
+        self.watcher: OracleProcess | None = None
+        self.cheater: Cheater | None = None
+        self._cheater_thread: threading.Thread | None = None
         self.deployment: Deployment | None = None
         self.owner: LocalAccount = Account.from_key(DEPLOYER_KEY)
         self.node_account: LocalAccount = Account.from_key(NODE_KEY)
@@ -137,6 +149,8 @@ class LocalStack:
                 ready=self._node_healthy,
             )
             self.node.start()
+        if self._start_watcher:
+            self.watcher = self.start_watcher_process()
 
     def start_worker_process(
         self, name: str = "worker", extra_env: Mapping[str, str] | None = None
@@ -184,6 +198,50 @@ class LocalStack:
         )
         prover.start()
         return prover
+
+    def start_watcher_process(self, extra_env: Mapping[str, str] | None = None) -> OracleProcess:
+        """``oracle watch`` on this stack with the dev watcher key (every model whose circuit
+        the stack's store holds); ``extra_env`` adds settings (``ORACLE_WATCHER__...``)."""
+        env = {
+            **self.env(),
+            "ORACLE_WATCHER__ENABLED": "true",
+            "ORACLE_WATCHER__SIGNER__PRIVATE_KEY": WATCHER_KEY,
+            "ORACLE_WATCHER__POLL_INTERVAL_S": str(self.poll_interval_s),
+            "ORACLE_WATCHER__WORKDIR": str(self.workdir / "watcher"),
+            **(extra_env or {}),
+        }
+        watcher = OracleProcess(
+            "watcher",
+            ["--config", str(self.config_path), "watch"],
+            env,
+            self.workdir / "watcher.log",
+        )
+        watcher.start()
+        return watcher
+
+    def start_cheater(self, model_ids: Sequence[str], stake: int = 10 * ETHER) -> Cheater:
+        """TEST ONLY: a node (dev ``CHEATER_KEY``) that stakes, serves ``model_ids`` and
+        answers the Optimistic requests assigned to it with wrong outputs, in a thread of
+        this process. Stopped with the stack."""
+        from oracle.chain.client import CoordinatorClient
+        from oracle.dev.cheater import Cheater
+        from oracle.models.store import ArtifactStore
+        from oracle.watcher.checker import CircuitChecker
+
+        if self.anvil is None or self.deployment is None:
+            raise RuntimeError("start the stack first")
+        if self.cheater is not None:
+            raise RuntimeError("the cheater is already running")
+        client = CoordinatorClient(self.anvil.w3(), self.deployment.coordinator)
+        store = ArtifactStore(self.workdir / "models")
+        checker = CircuitChecker(client, store, self.workdir / "cheater")
+        cheater = Cheater(client, model_ids, checker=checker, poll_interval_s=self.poll_interval_s)
+        cheater.setup(stake)
+        cheater.start()
+        self._cheater_thread = threading.Thread(target=cheater.run, name="cheater", daemon=True)
+        self._cheater_thread.start()
+        self.cheater = cheater
+        return cheater
 
     def serve(self, model_id: str) -> None:
         """Declare that the stack's node serves ``model_id`` (registered after it started),
@@ -237,6 +295,10 @@ class LocalStack:
         return load_settings(self.config_path, signer={"private_key": NODE_KEY})
 
     def stop(self) -> None:
-        for proc in (self.node, self.prover, self.worker, self.redis, self.anvil):
+        if self.cheater is not None:
+            self.cheater.stop()
+            if self._cheater_thread is not None:
+                self._cheater_thread.join(timeout=10)
+        for proc in (self.watcher, self.node, self.prover, self.worker, self.redis, self.anvil):
             if proc is not None:
                 proc.stop()

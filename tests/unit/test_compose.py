@@ -54,10 +54,11 @@ def test_the_parser_check_can_fail() -> None:
 def test_oracle_env_vars_are_real_settings(name: str) -> None:
     env = SERVICES[name].get("environment", {})
     for key in env:
-        if not key.startswith("ORACLE_SIGNER") and key.startswith("ORACLE_") and "__" in key:
-            section, field = key.removeprefix("ORACLE_").lower().split("__", 1)
-            model = Settings.model_fields[section].annotation
-            assert model is not None and field in model.model_fields, key  # type: ignore[union-attr]
+        if key.startswith("ORACLE_") and "__" in key:
+            model: Any = Settings
+            for part in key.removeprefix("ORACLE_").lower().split("__"):
+                assert model is not None and part in model.model_fields, key
+                model = model.model_fields[part].annotation
 
 
 def test_worker_reserves_a_gpu_and_installs_onnxruntime_gpu() -> None:
@@ -83,3 +84,12 @@ def test_no_secret_is_written_in_the_file() -> None:
     assert "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80" not in text
     assert "${ORACLE_SIGNER__PRIVATE_KEY" in text
     _ = Path
+
+
+def test_the_watcher_is_opt_in_with_its_own_key_and_the_shared_circuits() -> None:
+    watcher = SERVICES["watcher"]
+    assert watcher["command"] == ["watch"] and watcher["profiles"] == ["watcher"]
+    env = watcher["environment"]
+    assert "ORACLE_WATCHER__SIGNER__PRIVATE_KEY" in env
+    assert "ORACLE_SIGNER__PRIVATE_KEY" not in env  # never the node's key
+    assert watcher["volumes"] == SERVICES["node"]["volumes"]
