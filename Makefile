@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo demo-defi demo-dao up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas contracts clean
+.PHONY: help setup demo demo-defi demo-dao demo-optimistic up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
@@ -16,6 +16,7 @@ help:
 	@echo "make faults   the fault suite (reorgs, crashes, stuck txs) as a table"
 	@echo "make demo-defi lending market: loan limits from a Zk-proved risk model"
 	@echo "make demo-dao DAO proposals screened by a Zk-proved model before queuing"
+	@echo "make demo-optimistic optimistic mode: a cheating node challenged, slashed, answered again in Zk"
 	@echo "make bench    latency benchmark against anvil with 1 s blocks"
 	@echo "make bench-zk zk benchmark: proof latency, verifier gas and size, calibration"
 	@echo "make bench-gas gas of request and fulfil (None, Zk, Zk error) with a real proof"
@@ -113,6 +114,9 @@ demo-defi: setup
 
 demo-dao: setup
 	$(BIN)/oracle demo-dao
+
+demo-optimistic: setup
+	$(BIN)/oracle demo-optimistic
 
 bench: setup
 	$(BIN)/python bench/latency.py

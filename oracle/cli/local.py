@@ -1,4 +1,5 @@
-"""The local stack and the demos: ``oracle up``, ``demo``, ``demo-defi``, ``demo-dao``."""
+"""The local stack and the demos: ``oracle up``, ``demo``, ``demo-defi``, ``demo-dao``,
+``demo-optimistic``."""
 
 from __future__ import annotations
 
@@ -98,6 +99,19 @@ def demo_defi(
     from oracle.examples.defi import run_defi_demo
 
     if not run_defi_demo(_wide(), workdir):
+        raise typer.Exit(1)
+
+
+@app.command("demo-optimistic")
+def demo_optimistic(
+    requests: Annotated[int, typer.Option(min=2, max=40, help="Optimistic requests to send.")] = 8,
+    workdir: Annotated[Path | None, typer.Option(help="State dir (default: a temp dir).")] = None,
+) -> None:
+    """Optimistic mode with a cheating node: honest answers finalised, wrong ones challenged
+    by the watcher, slashed and answered again in Zk; the consumer never sees a wrong value."""
+    from oracle.examples.optimistic import run_optimistic_demo
+
+    if not run_optimistic_demo(requests, workdir, _wide()):
         raise typer.Exit(1)
 
 
