@@ -158,11 +158,12 @@ def main() -> None:
     print("| figure | value |")
     print("|---|---|")
     for key, value in result.items():
+        shown = str(value)
         if isinstance(value, float):
-            value = f"{value:,.4f}"
+            shown = f"{value:,.4f}"
         elif isinstance(value, int) and not isinstance(value, bool):
-            value = f"{value:,}"
-        print(f"| {key} | {value} |")
+            shown = f"{value:,}"
+        print(f"| {key} | {shown} |")
 
 
 def measure(anvil: Anvil, work: Path, repeats: int) -> dict[str, Any]:

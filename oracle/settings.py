@@ -93,6 +93,13 @@ class WorkerSettings(BaseModel):
     max_abs_input_bits: int = Field(
         default=62, ge=8, le=250, description="Inputs must satisfy |x| < 2**bits (fixed point)."
     )
+    batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="A job also takes up to this many - 1 other queued requests for the same "
+        "model and runs them as one onnxruntime batch; 1 runs each request alone.",
+    )
 
 
 class RelayerSettings(BaseModel):

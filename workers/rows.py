@@ -3,7 +3,7 @@ redelivered or duplicated task can never write a second result."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -53,3 +53,56 @@ def finish(db: Database, row_id: int, statuses: Collection[str], **values: Any) 
     """Write ``values`` to the row only if it is in one of ``statuses``; True if it was."""
     with db.session() as s:
         return update_request_if(s, row_id, values, statuses=statuses)
+
+
+def claim_batch(
+    db: Database, leader: InferenceRequest, status: str, limit: int
+) -> list[InferenceRequest]:
+    """Take up to ``limit`` more rows to run with ``leader``: same model, chain and
+    Coordinator, in ``status`` and never claimed (``attempts == 0``). Each is a conditional
+    update from 0 to 1 attempts, so a row lands in at most one batch, and a row that was
+    ever claimed (maybe by a batch that then crashed its worker) waits for its own job,
+    which runs it alone (see ``workers.inference``). Returns the claimed rows, detached."""
+    if limit <= 0:
+        return []
+    with db.session() as s:
+        candidates = s.scalars(
+            select(InferenceRequest.id)
+            .where(
+                InferenceRequest.model_id == leader.model_id,
+                InferenceRequest.chain_id == leader.chain_id,
+                InferenceRequest.coordinator == leader.coordinator,
+                InferenceRequest.status == status,
+                InferenceRequest.attempts == 0,
+                InferenceRequest.id != leader.id,
+            )
+            .order_by(InferenceRequest.id)
+            .limit(limit)
+        ).all()
+        won = [
+            row_id
+            for row_id in candidates
+            if update_request_if(s, row_id, {"attempts": 1}, statuses=(status,), attempts=0)
+        ]
+        if not won:
+            return []
+        claimed = list(
+            s.scalars(
+                select(InferenceRequest)
+                .where(InferenceRequest.id.in_(won))
+                .order_by(InferenceRequest.id)
+            )
+        )
+        s.expunge_all()
+        return claimed
+
+
+def finish_many(
+    db: Database, results: Sequence[tuple[int, dict[str, Any]]], statuses: Collection[str]
+) -> list[bool]:
+    """:func:`finish` for each ``(row_id, values)``, in one transaction: each row is its own
+    conditional update, decided on its own; True for each row that was written."""
+    with db.session() as s:
+        return [
+            update_request_if(s, row_id, values, statuses=statuses) for row_id, values in results
+        ]

@@ -36,10 +36,12 @@ def update_request_if(
     statuses: Collection[str],
     block_hash: str | None = None,
     fulfil_tx_id: int | _Unset | None = UNSET,
+    attempts: int | None = None,
 ) -> bool:
     """Write ``values`` to request ``row_id`` only if its status is one of ``statuses``,
-    its block hash is ``block_hash`` (when given) and its fulfilment pointer is
-    ``fulfil_tx_id`` (when given; None means "no tx"). True if the row was written."""
+    its block hash is ``block_hash`` (when given), its fulfilment pointer is
+    ``fulfil_tx_id`` (when given; None means "no tx") and its attempt count is
+    ``attempts`` (when given). True if the row was written."""
     conditions = [InferenceRequest.id == row_id, InferenceRequest.status.in_(tuple(statuses))]
     if block_hash is not None:
         conditions.append(InferenceRequest.block_hash == block_hash)
@@ -47,6 +49,8 @@ def update_request_if(
         conditions.append(InferenceRequest.fulfil_tx_id.is_(None))
     elif not isinstance(fulfil_tx_id, _Unset):
         conditions.append(InferenceRequest.fulfil_tx_id == fulfil_tx_id)
+    if attempts is not None:
+        conditions.append(InferenceRequest.attempts == attempts)
     result = s.execute(
         update(InferenceRequest)
         .where(*conditions)
