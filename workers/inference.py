@@ -228,33 +228,35 @@ class InferenceService:
         results: list[tuple[int, dict[str, Any]]] = []
         outcomes: list[Outcome] = []
         for i, row in enumerate(batch):
-            values: dict[str, Any] = {"inference_s": seconds, "inferred_at": done_at}
-            error = errors.get(i)
+            # Every row writes the same columns (one bulk update); None clears a column.
+            values: dict[str, Any] = {
+                "status": RequestStatus.INFERRED.value,
+                "output": None,
+                "error": errors.get(i),
+                "reference_output": None,
+                "inference_s": seconds,
+                "inferred_at": done_at,
+            }
             output: list[int] | None = None
-            if error is None:
+            if values["error"] is None:
                 floats, got = ran[i]
                 if isinstance(got, InferenceError):
                     bound.error("inference.failed", batch_pk=row.id, reason=str(got))
-                    error = _reason(got)
+                    values["error"] = _reason(got)
                 elif row.mode == Mode.ZK and not record.verifier:
-                    error = "model has no verifier: Zk mode is not available"
+                    values["error"] = "model has no verifier: Zk mode is not available"
                 elif row.mode == Mode.ZK and floats is not None:
                     # Zk mode: keep onnxruntime's float output as the reference; hand over.
-                    values.update(
-                        status=RequestStatus.PROVING.value,
-                        reference_output=[float(v) for v in floats],
-                    )
-                    outcomes.append(Outcome(row.id, "proving"))
-                    results.append((row.id, values))
-                    continue
+                    values["status"] = RequestStatus.PROVING.value
+                    values["reference_output"] = [float(v) for v in floats]
                 else:
                     output = got
-            values.update(
-                status=RequestStatus.INFERRED.value,
-                output=[str(v) for v in output] if output is not None else None,
-                error=error,
-            )
-            outcomes.append(Outcome(row.id, "error" if error else "inferred", output, error))
+                    values["output"] = [str(v) for v in got]
+            if values["status"] == RequestStatus.PROVING.value:
+                outcomes.append(Outcome(row.id, "proving"))
+            else:
+                error = values["error"]
+                outcomes.append(Outcome(row.id, "error" if error else "inferred", output, error))
             results.append((row.id, values))
         won = rows.finish_many(self.db, results, CLAIMABLE)
         bound.info("inference.done", batch=len(batch), seconds=round(seconds * len(batch), 6))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from oracle.db import Database, InferenceRequest, ModelRecord
-from oracle.db.rows import update_request_if
+from oracle.db.models import utcnow
+from oracle.db.rows import update_request_if, update_requests_if
 from oracle.types import RequestStatus
 
 # Celery options of a task that takes one row id: acked after it ran (a killed worker's
@@ -59,10 +60,10 @@ def claim_batch(
     db: Database, leader: InferenceRequest, status: str, limit: int
 ) -> list[InferenceRequest]:
     """Take up to ``limit`` more rows to run with ``leader``: same model, chain and
-    Coordinator, in ``status`` and never claimed (``attempts == 0``). Each is a conditional
-    update from 0 to 1 attempts, so a row lands in at most one batch, and a row that was
-    ever claimed (maybe by a batch that then crashed its worker) waits for its own job,
-    which runs it alone (see ``workers.inference``). Returns the claimed rows, detached."""
+    Coordinator, in ``status`` and never claimed (``attempts == 0``). The claim moves each
+    from 0 to 1 attempts on that condition, so a row lands in at most one batch, and a row
+    that was ever claimed (maybe by a batch that then crashed its worker) waits for its own
+    job, which runs it alone (see ``workers.inference``). Returns the rows, detached."""
     if limit <= 0:
         return []
     with db.session() as s:
@@ -79,11 +80,7 @@ def claim_batch(
             .order_by(InferenceRequest.id)
             .limit(limit)
         ).all()
-        won = [
-            row_id
-            for row_id in candidates
-            if update_request_if(s, row_id, {"attempts": 1}, statuses=(status,), attempts=0)
-        ]
+        won = update_requests_if(s, candidates, {"attempts": 1}, statuses=(status,), attempts=0)
         if not won:
             return []
         claimed = list(
@@ -100,9 +97,18 @@ def claim_batch(
 def finish_many(
     db: Database, results: Sequence[tuple[int, dict[str, Any]]], statuses: Collection[str]
 ) -> list[bool]:
-    """:func:`finish` for each ``(row_id, values)``, in one transaction: each row is its own
-    conditional update, decided on its own; True for each row that was written."""
+    """:func:`finish` for each ``(row_id, values)``, in one transaction: a conditional update
+    decides, row by row, which rows are still in ``statuses`` (and holds them), then each of
+    those gets its own values. True for each row that was written. Every ``values`` must
+    name the same columns."""
+    if not results:
+        return []
+    ids = [row_id for row_id, _ in results]
     with db.session() as s:
-        return [
-            update_request_if(s, row_id, values, statuses=statuses) for row_id, values in results
-        ]
+        won = set(update_requests_if(s, ids, {"updated_at": utcnow()}, statuses=statuses))
+        if won:
+            s.execute(
+                update(InferenceRequest),
+                [{"id": row_id, **values} for row_id, values in results if row_id in won],
+            )
+        return [row_id in won for row_id in ids]
