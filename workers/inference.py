@@ -35,6 +35,7 @@ from oracle.db.models import utcnow
 from oracle.dev.crashpoints import crash_point
 from oracle.errors import InferenceError, InputError, ModelError
 from oracle.fixedpoint import INT256_MAX, INT256_MIN
+from oracle.models.remote import shared_store
 from oracle.models.store import ArtifactStore
 from oracle.settings import Settings
 from oracle.types import Mode, RequestStatus
@@ -170,6 +171,7 @@ class InferenceService:
         self.db = db
         self.sessions = sessions
         self.store = ArtifactStore(Path(settings.store.path))
+        self.shared = shared_store(settings.store)  # None: the store is a plain directory
 
     def run(self, row_id: int) -> list[Outcome]:
         """The outcome of the job's own row first, then one per batched row."""
@@ -199,6 +201,9 @@ class InferenceService:
 
     def _model(self, record: ModelRecord) -> LoadedModel:
         # The file is found and checked by its ONNX hash (never by the model id).
+        if self.shared is not None:  # this host's cache, filled from the shared store
+            path = self.shared.model(record.onnx_hash)
+            return self.sessions.get(record.onnx_hash, path, record.input_length)
         path = (
             Path(record.artifact_path)
             if record.artifact_path
