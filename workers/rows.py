@@ -31,7 +31,15 @@ def claim(
     db: Database, row_id: int, statuses: Collection[str], **counters: Any
 ) -> tuple[InferenceRequest, ModelRecord | None] | None:
     """Take the row if it is in one of ``statuses`` (writing ``counters``); return it and
-    its model record, detached, or None when another task has it or it moved on."""
+    its model record, detached, or None when another task has it or it moved on.
+
+    A plain read comes first: a job whose row a batch already ran (most jobs, when
+    requests arrive together) leaves without taking the database's write lock. The
+    conditional update still decides."""
+    with db.session() as s:
+        status = s.scalar(select(InferenceRequest.status).where(InferenceRequest.id == row_id))
+    if status not in statuses:
+        return None
     with db.session() as s:
         if not update_request_if(s, row_id, counters, statuses=statuses):
             return None
