@@ -4,6 +4,9 @@ is a real S3 endpoint: moto's server, started as a process by the fixture."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,8 +21,9 @@ from oracle.fixedpoint import to_fixed
 from oracle.models import onboarding, zk
 from oracle.models.remote import S3ObjectStore, SharedStore
 from oracle.models.store import ArtifactStore, onnx_hash_of
+from oracle.paths import ROOT
 from oracle.settings import S3StoreSettings
-from tests.support.models import EXAMPLE_CALIBRATION, EXAMPLE_MODEL
+from tests.support.models import EXAMPLE_CALIBRATION, EXAMPLE_MODEL, onnx_variant
 from tests.support.node import new_node
 from tests.support.stack import started_stack
 from tests.support.wait import wait_for
@@ -177,3 +181,37 @@ def test_two_inference_workers_with_separate_caches_serve_one_node(
                 )
         finally:
             node.stop()
+
+
+def test_cli_registration_publishes_the_model_and_circuit_for_other_hosts(
+    s3: S3StoreSettings, tmp_path: Path, redis_server: object
+) -> None:
+    onnx = onnx_variant(tmp_path / "published.onnx", "published")
+    env = {
+        **os.environ,
+        "ORACLE_STORE__S3__BUCKET": s3.bucket,
+        "ORACLE_STORE__S3__PREFIX": s3.prefix,
+        "ORACLE_STORE__S3__ENDPOINT_URL": str(s3.endpoint_url),
+        "ORACLE_STORE__S3__ACCESS_KEY_ID": "testing",
+        "ORACLE_STORE__S3__SECRET_ACCESS_KEY": "testing",
+    }
+    redis_url = redis_server.url(0)  # type: ignore[attr-defined]
+    db_url = f"sqlite:///{tmp_path / 'node.db'}"
+    with started_stack(tmp_path / "stack", db_url, redis_url, worker=False) as stack:
+        argv = [sys.executable, "-m", "oracle.cli", "model", "register", str(onnx), "--zk"]
+        argv += ["--calibration", str(EXAMPLE_CALIBRATION), "--dev-srs", "--json"]
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env={**env, **stack.worker_env},
+            cwd=ROOT,
+            timeout=300,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    onnx_hash = json.loads(done.stdout)["onnx_hash"]
+    other_host = _shared(tmp_path / "other-host", s3)
+    assert onnx_hash_of(other_host.model(onnx_hash)) == onnx_hash == onnx_hash_of(onnx)
+    other_host.circuit(onnx_hash)
+    onboarding.check_circuit(other_host.cache, onnx_hash)  # every file against the manifest
