@@ -93,6 +93,13 @@ class WorkerSettings(BaseModel):
     max_abs_input_bits: int = Field(
         default=62, ge=8, le=250, description="Inputs must satisfy |x| < 2**bits (fixed point)."
     )
+    batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="A job also takes up to this many - 1 other queued requests for the same "
+        "model and runs them as one onnxruntime batch; 1 runs each request alone.",
+    )
 
 
 class RelayerSettings(BaseModel):
@@ -130,10 +137,34 @@ class ZkSettings(BaseModel):
     )
 
 
+class S3StoreSettings(BaseModel):
+    """An S3-compatible object store shared by the hosts of one node (AWS S3, MinIO, ...)."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field(default="", description="Key prefix, e.g. 'oracle/'.")
+    endpoint_url: str | None = Field(
+        default=None, description="For a store other than AWS S3, e.g. http://minio:9000."
+    )
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = Field(
+        default=None, description="None: boto3's own chain (environment, profile, role)."
+    )
+    secret_access_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> S3StoreSettings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("set both store.s3.access_key_id and store.s3.secret_access_key")
+        return self
+
+
 class StoreSettings(BaseModel):
-    """Model artifacts, addressed by hash. Point several hosts at one shared path."""
+    """Model artifacts, addressed by hash. Point several hosts at one shared path, or give
+    each host its own ``path`` as a cache and one shared ``s3`` store: a worker whose cache
+    lacks a model (or, for a prover, its circuit) fetches it by hash and checks the hash."""
 
     path: Path = ROOT / "var" / "models"
+    s3: S3StoreSettings | None = None
 
 
 class MetricsSettings(BaseModel):

@@ -36,6 +36,7 @@ from oracle.db.models import utcnow
 from oracle.errors import ModelError, ProofError
 from oracle.models import zk
 from oracle.models.onboarding import check_circuit, srs_dir
+from oracle.models.remote import SharedStore, shared_store
 from oracle.models.store import ArtifactStore
 from oracle.settings import Settings
 from oracle.types import Mode, RequestStatus
@@ -71,9 +72,12 @@ class ProverCache:
     """One :class:`zk.Prover` per model for the life of the worker process; the artifacts'
     hashes are checked against the manifest when a model is first loaded."""
 
-    def __init__(self, store: ArtifactStore, workdir: Path) -> None:
+    def __init__(
+        self, store: ArtifactStore, workdir: Path, shared: SharedStore | None = None
+    ) -> None:
         self.store = store
         self.workdir = workdir
+        self.shared = shared  # fills ``store`` (this host's cache) by hash when set
         self._provers: dict[str, tuple[zk.Prover, bool]] = {}
         self._lock = threading.Lock()
 
@@ -83,6 +87,8 @@ class ProverCache:
         with self._lock:
             cached = self._provers.get(record.model_id)
             if cached is None:
+                if self.shared is not None:
+                    self.shared.circuit(record.onnx_hash)
                 files, manifest = check_circuit(self.store, record.onnx_hash)
                 scales = (manifest.input_scale, manifest.output_scale)
                 if scales != (record.input_scale, record.output_scale):
@@ -251,7 +257,8 @@ def _get_service() -> ProvingService:
         settings: Settings = app.conf.oracle_settings
         store = ArtifactStore(Path(settings.store.path))
         workdir = Path(settings.store.path) / "tmp" / f"prover-{os.getpid()}"
-        _service = ProvingService(settings, Database(settings.db.url), ProverCache(store, workdir))
+        provers = ProverCache(store, workdir, shared_store(settings.store))
+        _service = ProvingService(settings, Database(settings.db.url), provers)
     return _service
 
 

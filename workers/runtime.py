@@ -1,4 +1,11 @@
-"""onnxruntime sessions, loaded once per worker process and keyed by ONNX hash."""
+"""onnxruntime sessions, loaded once per worker process and keyed by ONNX hash.
+
+A model exported with a fixed batch of one (``[1, n]``, as this project's models are) also
+gets a batch session: the same graph with the first dimension of its input and output made
+symbolic, so requests that arrive together run as one ``session.run``. It is used only if,
+on a probe batch at load time, it gives bit for bit what the batch-of-one session gives
+row by row; otherwise rows run one by one (same results, no batching).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+import onnx
 import onnxruntime as ort
 
 from oracle.errors import InferenceError, ModelError
@@ -32,20 +40,39 @@ def choose_providers(preference: Provider) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+PROBE_ROWS = 4  # rows of the load-time probe that decides whether a model batches
+
+
 @dataclass
 class LoadedModel:
     onnx_hash: str
     session: ort.InferenceSession
     input_name: str
     input_shape: tuple[int, ...]
+    batch_session: ort.InferenceSession | None = None  # see the module docstring
 
     def run(self, values: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         feed = values.reshape(self.input_shape).astype(np.float32, copy=False)
-        try:
-            outputs = self.session.run(None, {self.input_name: feed})
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise InferenceError(f"onnxruntime failed: {type(exc).__name__}") from exc
-        return np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+        return _run(self.session, self.input_name, feed).reshape(-1)
+
+    def run_batch(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Outputs of ``rows`` (one input per row), one flat output per row: one
+        ``session.run`` with the batch session, else one per row."""
+        n = rows.shape[0]
+        if self.batch_session is None or n == 1:
+            return np.stack([self.run(row) for row in rows]) if n else np.empty((0, 0))
+        feed = rows.reshape((n, *self.input_shape[1:])).astype(np.float32, copy=False)
+        return _run(self.batch_session, self.input_name, feed).reshape(n, -1)
+
+
+def _run(
+    session: ort.InferenceSession, name: str, feed: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    try:
+        outputs = session.run(None, {name: feed})
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise InferenceError(f"onnxruntime failed: {type(exc).__name__}") from exc
+    return np.asarray(outputs[0], dtype=np.float64)
 
 
 class SessionCache:
@@ -90,4 +117,36 @@ class SessionCache:
         if int(np.prod(shape)) != input_length:
             # The registry record is what the chain agreed to; fall back to a flat batch of 1.
             shape = (1, input_length)
-        return LoadedModel(onnx_hash, session, inp.name, shape)
+        loaded = LoadedModel(onnx_hash, session, inp.name, shape)
+        loaded.batch_session = self._batch_session(raw, loaded, options)
+        return loaded
+
+    def _batch_session(
+        self, raw: bytes, single: LoadedModel, options: ort.SessionOptions
+    ) -> ort.InferenceSession | None:
+        """The batch session for a ``[1, ...]`` model, if it agrees with ``single``."""
+        if single.input_shape[0] != 1 or len(single.session.get_inputs()) != 1:
+            return None
+        try:
+            model = onnx.load_from_string(raw)
+            ends = [*model.graph.input[:1], *model.graph.output[:1]]
+            for value in ends:
+                dim = value.type.tensor_type.shape.dim[0]
+                if dim.dim_value not in (0, 1):
+                    return None
+                dim.ClearField("dim_value")
+                dim.dim_param = "batch"
+            batch = ort.InferenceSession(
+                model.SerializeToString(), sess_options=options, providers=self.providers
+            )
+            probe = np.random.default_rng(0).uniform(-1, 1, (PROBE_ROWS, *single.input_shape[1:]))
+            probe = probe.astype(np.float32)
+            got = np.asarray(batch.run(None, {single.input_name: probe})[0], dtype=np.float64)
+            want = np.stack([single.run(row) for row in probe])
+        except Exception:  # any failure: this model runs row by row
+            return None
+        if got.reshape(PROBE_ROWS, -1).shape != want.shape or not np.array_equal(
+            got.reshape(want.shape), want
+        ):
+            return None
+        return batch

@@ -85,6 +85,7 @@ def model_register(
             target,
             as_json,
         )
+        _publish(settings, result["onnx_hash"], circuit=True)
         if as_json:
             out.print_json(json.dumps(result))
         else:
@@ -99,10 +100,26 @@ def model_register(
         16 if input_scale is None else input_scale,
         16 if output_scale is None else output_scale,
     )
+    from oracle.models.store import onnx_hash_of
+
+    _publish(settings, onnx_hash_of(path), circuit=False)
     if as_json:
         out.print_json(json.dumps({"model_id": model_id, "newly_registered": created}))
     else:
         out.print(model_id, highlight=False)
+
+
+def _publish(settings: Settings, onnx_hash: str, circuit: bool) -> None:
+    """With a shared store (store.s3), upload the model file (and its circuit) there, so
+    workers on other hosts can fetch them by hash."""
+    from oracle.models.remote import shared_store
+
+    shared = shared_store(settings.store)
+    if shared is None:
+        return
+    shared.publish_model(onnx_hash)
+    if circuit:
+        shared.publish_circuit(onnx_hash)
 
 
 def _check_zk_options(

@@ -35,6 +35,11 @@ def governance_inputs() -> np.ndarray:
     return np.asarray(data.x[:N])
 
 
+def digits_inputs() -> np.ndarray:
+    body = json.loads((MODELS / "digits" / "held_out.json").read_text())
+    return np.asarray(body["pixels"][:N], dtype=np.float64) / float(body["scale"])
+
+
 CASES = {
     # name: (onnx, calibration, held-out inputs, tolerance from the model card)
     "example": (
@@ -53,6 +58,12 @@ CASES = {
         MODELS / "governance" / "screening_model.onnx",
         MODELS / "governance" / "calibration.json",
         governance_inputs,
+        0.01,
+    ),
+    "digits": (
+        MODELS / "digits" / "digits_mlp.onnx",
+        MODELS / "digits" / "calibration.json",
+        digits_inputs,
         0.01,
     ),
 }
