@@ -58,9 +58,29 @@ class FakeStore:
     def highest_nonce(self) -> int | None:
         return max((tx.nonce for tx in self.txs.values()), default=None)
 
-    def requests_ready_to_send(self, limit: int) -> list[InferenceRequest]:
-        rows = [copy(r) for r in self.requests.values() if r.status in READY]
+    def requests_ready_to_send(self, limit: int, head: int) -> list[InferenceRequest]:
+        def due(r: InferenceRequest) -> bool:
+            return (
+                r.status == RequestStatus.POSTED.value
+                and r.challenger is None
+                and r.challenge_deadline is not None
+                and r.challenge_deadline < head
+            )
+
+        rows = [copy(r) for r in self.requests.values() if r.status in READY or due(r)]
         return sorted(rows, key=lambda r: r.id)[:limit]
+
+    def posted_requests(self) -> list[InferenceRequest]:
+        return [copy(r) for r in self.requests.values() if r.status == RequestStatus.POSTED.value]
+
+    def mark_challenged(self, row: InferenceRequest, challenger: str, bond: int) -> bool:
+        return self._same_row(
+            row,
+            status=RequestStatus.CHALLENGED.value,
+            challenger=challenger,
+            challenger_bond=str(bond),
+            proving_at=None,
+        )
 
     def txs_needing_rebroadcast(self) -> list[Transaction]:
         txs = [copy(t) for t in self.txs.values() if t.status == TxStatus.SIGNED.value]
@@ -101,6 +121,7 @@ class FakeStore:
             gas_limit=attempt.gas_limit,
             max_fee_per_gas=str(attempt.fees.max_fee),
             max_priority_fee_per_gas=str(attempt.fees.priority),
+            value=str(attempt.value),
             created_at=utcnow(),
         )
         self.saved.append(attempt.tx_hash)
@@ -108,8 +129,13 @@ class FakeStore:
 
     def save_fulfilment(self, row: InferenceRequest, attempt: SignedAttempt) -> int:
         tx = self._new_tx(attempt)
+        moving_on = {"post_tx_id": row.fulfil_tx_id} if row.claim_node is not None else {}
         if not self._same_row(
-            row, status=RequestStatus.SUBMITTED.value, fulfil_tx_id=tx.id, submitted_at=utcnow()
+            row,
+            status=RequestStatus.SUBMITTED.value,
+            fulfil_tx_id=tx.id,
+            submitted_at=utcnow(),
+            **moving_on,
         ):
             raise TransactionError(f"request row {row.id} changed while signing")
         self.txs[tx.id] = tx
