@@ -274,8 +274,7 @@ contract CoordinatorOptimisticTest is CoordinatorFixture {
 
     function test_ARevertingConsumerNeverBlocksFinalisation() public {
         RevertingConsumer bad = new RevertingConsumer(address(coordinator));
-        ICoordinator.Request memory req =
-            requestFrom(address(bad), zkModel, pair(1, 2), MODE_OPTIMISTIC, CALLBACK_GAS);
+        ICoordinator.Request memory req = requestFrom(address(bad), zkModel, pair(1, 2), MODE_OPTIMISTIC, CALLBACK_GAS);
         ICoordinator.Claim memory claim = post(req, one(3));
         vm.roll(claim.challengeDeadline + 1);
         vm.expectEmit(address(coordinator));
