@@ -36,6 +36,31 @@ contract MockCoordinatorTest is Test {
     event InferenceFulfilled(
         uint256 indexed requestId, address indexed node, bool callbackSucceeded, int256[] output, bytes err
     );
+    event OptimisticAnswerPosted(
+        uint256 indexed requestId,
+        address indexed node,
+        int256[] output,
+        uint256 bond,
+        uint64 challengeDeadline,
+        uint64 proofDeadline
+    );
+    event OptimisticAnswerSlashed(
+        uint256 indexed requestId,
+        address indexed node,
+        address indexed challenger,
+        uint256 slashed,
+        uint256 toChallenger,
+        uint256 burned
+    );
+    event RequestReopened(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed consumer,
+        int256[] input,
+        uint8 mode,
+        uint32 callbackGasLimit,
+        uint256 fee
+    );
 
     function setUp() public {
         mock = new MockCoordinator(BASE_FEE, ZK_PREMIUM, TIMEOUT, 2_000_000);
@@ -89,13 +114,14 @@ contract MockCoordinatorTest is Test {
     function test_FeesAndValidation() public {
         assertEq(mock.quoteFee(model, 0, 0), BASE_FEE);
         assertEq(mock.quoteFee(model, 1, 0), BASE_FEE + ZK_PREMIUM);
+        assertEq(mock.quoteFee(zkModel, 2, 0), BASE_FEE + ZK_PREMIUM / 5);
         vm.startPrank(user);
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InsufficientFee.selector, BASE_FEE, 1));
         consumer.requestPrediction{value: 1}(model, pair(1, 2), 0, 200_000);
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModelNotVerifiable.selector, model, 1));
         consumer.requestPrediction{value: 1 ether}(model, pair(1, 2), 1, 200_000);
-        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModeNotSupported.selector, 2));
-        consumer.requestPrediction{value: 1 ether}(zkModel, pair(1, 2), 2, 200_000);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModelNotVerifiable.selector, model, 2));
+        consumer.requestPrediction{value: 1 ether}(model, pair(1, 2), 2, 200_000);
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InputLengthMismatch.selector, model, 1, 2));
         consumer.requestPrediction{value: 1 ether}(model, one(1), 0, 200_000);
         consumer.requestPrediction{value: BASE_FEE + 5}(model, pair(1, 2), 0, 200_000);
@@ -178,6 +204,131 @@ contract MockCoordinatorTest is Test {
         assertEq(to.balance, BASE_FEE);
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NothingToWithdraw.selector, address(this)));
         mock.withdrawFees(payable(to));
+    }
+
+    // ------------------------------------------------------------ optimistic mode
+    function done(uint256 id) internal view returns (bool fulfilled) {
+        (fulfilled,,) = consumer.getResult(id);
+    }
+
+    function test_OptimisticAnswerIsDeliveredOnlyAfterTheChallengeWindow() public {
+        uint256 id = ask(zkModel, 2);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.OptimisticAnswerNeedsBond.selector, id));
+        mock.fulfill(id, one(7));
+        vm.expectEmit(address(mock));
+        emit OptimisticAnswerPosted(id, address(this), one(7), 0, uint64(block.number) + 10, uint64(block.number) + 30);
+        mock.postOptimistic(id, one(7));
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Posted));
+        assertEq(mock.requestCommitment(id), bytes32(0));
+        (uint64 challengeDeadline,) = mock.windowsOf(id);
+        vm.roll(challengeDeadline);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ChallengeWindowOpen.selector, id, challengeDeadline));
+        mock.finalize(id);
+        assertFalse(done(id));
+        vm.roll(challengeDeadline + 1);
+        vm.expectEmit(address(mock));
+        emit InferenceFulfilled(id, address(this), true, one(7), "");
+        mock.finalize(id);
+        (bool fulfilled, int256[] memory output,) = consumer.getResult(id);
+        assertTrue(fulfilled);
+        assertEq(output, one(7));
+        assertEq(mock.nodeBalance(address(this)), BASE_FEE + ZK_PREMIUM / 5);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NoClaim.selector, id));
+        mock.finalize(id);
+    }
+
+    function test_OptimisticChallengeProvenDeliversOnce() public {
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(7));
+        (uint64 challengeDeadline, uint64 proofDeadline) = mock.windowsOf(id);
+        vm.roll(challengeDeadline); // the last block a challenge is accepted in
+        vm.prank(user);
+        mock.challenge(id);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.AlreadyChallenged.selector, id, user));
+        mock.challenge(id);
+        vm.roll(proofDeadline);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ProofWindowOpen.selector, id, proofDeadline));
+        mock.finalize(id);
+        verifier.setAnswer(false);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InvalidProof.selector, id));
+        mock.proveOptimisticWithProof(id, hex"01");
+        verifier.setAnswer(true);
+        mock.proveOptimisticWithProof(id, hex"01");
+        assertTrue(done(id));
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NoClaim.selector, id));
+        mock.proveOptimistic(id);
+    }
+
+    function test_OptimisticWindowEdgesRefuseLateSteps() public {
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(7));
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NotChallenged.selector, id));
+        mock.proveOptimistic(id);
+        (uint64 challengeDeadline,) = mock.windowsOf(id);
+        vm.roll(challengeDeadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ChallengeWindowClosed.selector, id, challengeDeadline));
+        mock.challenge(id);
+        uint256 other = ask(zkModel, 2);
+        mock.postOptimistic(other, one(7));
+        mock.challenge(other);
+        (, uint64 proofDeadline) = mock.windowsOf(other);
+        vm.roll(proofDeadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ProofWindowClosed.selector, other, proofDeadline));
+        mock.proveOptimistic(other);
+        uint256 zk = ask(zkModel, 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NotOptimisticRequest.selector, zk, 1));
+        mock.postOptimistic(zk, one(7));
+    }
+
+    function test_UnprovenChallengeSlashesAndReopensInZk() public {
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(666));
+        vm.prank(user);
+        mock.challenge(id);
+        (, uint64 proofDeadline) = mock.windowsOf(id);
+        vm.roll(proofDeadline + 1);
+        ICoordinator.Request memory req = mock.getRequest(id);
+        vm.expectEmit(address(mock));
+        emit OptimisticAnswerSlashed(id, address(this), user, 0, 0, 0);
+        vm.expectEmit(address(mock));
+        emit RequestReopened(id, zkModel, address(consumer), pair(1, 2), 1, 200_000, req.fee);
+        mock.finalize(id);
+        assertFalse(done(id)); // the wrong answer never reached the consumer
+        req = mock.getRequest(id);
+        assertEq(req.mode, 1);
+        assertEq(req.requestedAtBlock, block.number);
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Pending));
+        assertEq(mock.requestCommitment(id), keccak256(abi.encode(req)));
+        mock.fulfillWithProof(id, one(3), hex"01");
+        (bool fulfilled, int256[] memory output,) = consumer.getResult(id);
+        assertTrue(fulfilled);
+        assertEq(output, one(3));
+    }
+
+    function test_ARevertingConsumerNeverBlocksOptimisticFinalisation() public {
+        RevertingConsumer reverting = new RevertingConsumer(address(mock));
+        uint256 id = reverting.requestPrediction{value: BASE_FEE + ZK_PREMIUM / 5}(zkModel, pair(1, 2), 2, 100_000);
+        mock.postOptimistic(id, one(1));
+        (uint64 challengeDeadline,) = mock.windowsOf(id);
+        vm.roll(challengeDeadline + 1);
+        vm.expectEmit(address(mock));
+        emit InferenceFulfilled(id, address(this), false, one(1), "");
+        mock.finalize(id);
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Fulfilled));
+    }
+
+    function test_OptimisticWindowsAreSettableAndErrorRefundsThePremium() public {
+        mock.setOptimisticWindows(3, 4);
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(1));
+        (uint64 c, uint64 p) = mock.windowsOf(id);
+        assertEq(c, block.number + 3);
+        assertEq(p, block.number + 7);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InvalidWindows.selector, 0, 4));
+        mock.setOptimisticWindows(0, 4);
+        uint256 failed = ask(zkModel, 2);
+        mock.fulfillError(failed, "model failed");
+        assertEq(mock.nodeBalance(address(consumer)), ZK_PREMIUM / 5);
     }
 }
 
