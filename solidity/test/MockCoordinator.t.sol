@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test} from "forge-std/Test.sol";
 
+import {Coordinator} from "../src/Coordinator.sol";
 import {ICoordinator} from "../src/interfaces/ICoordinator.sol";
 import {ExampleConsumer} from "../src/examples/ExampleConsumer.sol";
 import {MockCoordinator} from "../src/mocks/MockCoordinator.sol";
@@ -336,5 +337,90 @@ contract MockCoordinatorTest is Test {
 contract CoordinatorParity is CoordinatorFixture {
     function registerLikeTheMock(address verifier_) external returns (bytes32) {
         return deployCoordinator().registerModel(keccak256("zk model"), 2, 1, 0, 0, verifier_);
+    }
+}
+
+/// @notice The mock's optimistic game, step for step, as the Coordinator plays it: for any order
+/// and timing of challenges, proofs and finalisations, each step succeeds or fails with the same
+/// error on both, and the consumer sees the same thing.
+contract MockCoordinatorParityTest is CoordinatorFixture {
+    MockCoordinator internal mock;
+    ExampleConsumer internal mockConsumer;
+    bytes32 internal mockModel;
+    address internal watcher = makeAddr("watcher");
+
+    function setUp() public override {
+        super.setUp();
+        mock = new MockCoordinator(BASE_FEE, ZK_PREMIUM, TIMEOUT_BLOCKS, MAX_CALLBACK_GAS);
+        mock.setOptimisticWindows(CHALLENGE_WINDOW_BLOCKS, PROOF_WINDOW_BLOCKS);
+        mockConsumer = new ExampleConsumer(address(mock));
+        mockModel = mock.registerModel(keccak256("zk model"), 2, 1, 0, 0, address(verifier));
+        assertEq(mockModel, zkModel);
+        vm.deal(watcher, 10 ether);
+    }
+
+    /// @dev Each seed is one step: its low two bits pick challenge, prove or finalize (twice as
+    /// likely), the rest how many blocks (0..15) pass before it.
+    function testFuzz_OptimisticStepsMatchTheCoordinator(uint8[4] calldata steps, bool validProof) public {
+        ICoordinator.Request memory req = request(zkModel, pair(1, 2), MODE_OPTIMISTIC);
+        vm.prank(user);
+        uint256 mockId = mockConsumer.requestPrediction{value: mock.quoteFee(zkModel, MODE_OPTIMISTIC, CALLBACK_GAS)}(
+            zkModel, pair(1, 2), MODE_OPTIMISTIC, CALLBACK_GAS
+        );
+        assertEq(mockId, req.requestId);
+        uint256 at = vm.getBlockNumber();
+        vm.prank(node);
+        coordinator.postOptimistic{value: NODE_BOND}(req, one(3));
+        vm.prank(node);
+        mock.postOptimistic(mockId, one(3));
+        ICoordinator.Claim memory claim = ICoordinator.Claim(
+            one(3),
+            node,
+            NODE_BOND,
+            uint64(at) + CHALLENGE_WINDOW_BLOCKS,
+            uint64(at) + CHALLENGE_WINDOW_BLOCKS + PROOF_WINDOW_BLOCKS,
+            address(0),
+            0
+        );
+        (uint64 c, uint64 p) = mock.windowsOf(mockId);
+        assertEq(c, claim.challengeDeadline);
+        assertEq(p, claim.proofDeadline);
+        verifier.setAnswer(validProof);
+
+        for (uint256 i = 0; i < steps.length; ++i) {
+            at += (steps[i] >> 2) % 16;
+            vm.roll(at);
+            uint256 kind = steps[i] & 3;
+            bytes memory onCoordinator;
+            bytes memory onMock;
+            if (kind == 0) {
+                onCoordinator = abi.encodeCall(Coordinator.challenge, (req, claim));
+                onMock = abi.encodeCall(MockCoordinator.challenge, (mockId));
+            } else if (kind == 1) {
+                onCoordinator = abi.encodeCall(Coordinator.proveOptimistic, (req, claim, hex"01"));
+                onMock = abi.encodeCall(MockCoordinator.proveOptimisticWithProof, (mockId, hex"01"));
+            } else {
+                onCoordinator = abi.encodeCall(Coordinator.finalize, (req, claim));
+                onMock = abi.encodeCall(MockCoordinator.finalize, (mockId));
+            }
+            vm.prank(watcher);
+            (bool okC, bytes memory retC) =
+                address(coordinator).call{value: kind == 0 ? CHALLENGER_BOND : 0}(onCoordinator);
+            vm.prank(watcher);
+            (bool okM, bytes memory retM) = address(mock).call(onMock);
+            assertEq(okC, okM);
+            assertEq(retC, retM);
+            if (okC && kind == 0) (claim.challenger, claim.challengerBond) = (watcher, CHALLENGER_BOND);
+        }
+        (bool doneC, int256[] memory outC, bytes memory errC) = consumer.getResult(req.requestId);
+        (bool doneM, int256[] memory outM, bytes memory errM) = mockConsumer.getResult(mockId);
+        assertEq(doneC, doneM);
+        assertEq(outC, outM);
+        assertEq(errC, errM);
+        // Re-opened in Zk on both, or on neither.
+        assertEq(
+            coordinator.requestCommitment(req.requestId) != bytes32(0),
+            mock.requestStatus(mockId) == MockCoordinator.Status.Pending
+        );
     }
 }

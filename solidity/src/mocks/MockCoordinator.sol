@@ -390,8 +390,8 @@ contract MockCoordinator is ICoordinator {
     /// @notice Defeat the challenge with a proof the model's verifier must accept for the request's
     /// input and the posted output, as the Coordinator's `proveOptimistic`.
     function proveOptimisticWithProof(uint256 requestId, bytes calldata proof) external {
-        MockClaim storage claim = _claim(requestId);
-        _verify(s_requests[requestId], claim.output, proof);
+        // The Coordinator's order: the answer must be challenged and in its proof window first.
+        _verify(s_requests[requestId], _provable(requestId).output, proof);
         _prove(requestId);
     }
 
@@ -517,11 +517,16 @@ contract MockCoordinator is ICoordinator {
         claim = s_claims[requestId];
     }
 
-    function _prove(uint256 requestId) private {
-        MockClaim storage claim = _claim(requestId);
-        address challenger = claim.challenger;
-        if (challenger == address(0)) revert NotChallenged(requestId);
+    /// @dev The open answer of `requestId`, challenged and still in its proof window.
+    function _provable(uint256 requestId) private view returns (MockClaim storage claim) {
+        claim = _claim(requestId);
+        if (claim.challenger == address(0)) revert NotChallenged(requestId);
         if (block.number > claim.proofDeadline) revert ProofWindowClosed(requestId, claim.proofDeadline);
+    }
+
+    function _prove(uint256 requestId) private {
+        MockClaim storage claim = _provable(requestId);
+        address challenger = claim.challenger;
         address node = claim.node;
         int256[] memory output = claim.output;
         delete s_claims[requestId];
