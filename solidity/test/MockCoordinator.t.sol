@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test} from "forge-std/Test.sol";
 
+import {Coordinator} from "../src/Coordinator.sol";
 import {ICoordinator} from "../src/interfaces/ICoordinator.sol";
 import {ExampleConsumer} from "../src/examples/ExampleConsumer.sol";
 import {MockCoordinator} from "../src/mocks/MockCoordinator.sol";
@@ -35,6 +36,31 @@ contract MockCoordinatorTest is Test {
     );
     event InferenceFulfilled(
         uint256 indexed requestId, address indexed node, bool callbackSucceeded, int256[] output, bytes err
+    );
+    event OptimisticAnswerPosted(
+        uint256 indexed requestId,
+        address indexed node,
+        int256[] output,
+        uint256 bond,
+        uint64 challengeDeadline,
+        uint64 proofDeadline
+    );
+    event OptimisticAnswerSlashed(
+        uint256 indexed requestId,
+        address indexed node,
+        address indexed challenger,
+        uint256 slashed,
+        uint256 toChallenger,
+        uint256 burned
+    );
+    event RequestReopened(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed consumer,
+        int256[] input,
+        uint8 mode,
+        uint32 callbackGasLimit,
+        uint256 fee
     );
 
     function setUp() public {
@@ -89,13 +115,14 @@ contract MockCoordinatorTest is Test {
     function test_FeesAndValidation() public {
         assertEq(mock.quoteFee(model, 0, 0), BASE_FEE);
         assertEq(mock.quoteFee(model, 1, 0), BASE_FEE + ZK_PREMIUM);
+        assertEq(mock.quoteFee(zkModel, 2, 0), BASE_FEE + ZK_PREMIUM / 5);
         vm.startPrank(user);
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InsufficientFee.selector, BASE_FEE, 1));
         consumer.requestPrediction{value: 1}(model, pair(1, 2), 0, 200_000);
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModelNotVerifiable.selector, model, 1));
         consumer.requestPrediction{value: 1 ether}(model, pair(1, 2), 1, 200_000);
-        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModeNotSupported.selector, 2));
-        consumer.requestPrediction{value: 1 ether}(zkModel, pair(1, 2), 2, 200_000);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ModelNotVerifiable.selector, model, 2));
+        consumer.requestPrediction{value: 1 ether}(model, pair(1, 2), 2, 200_000);
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InputLengthMismatch.selector, model, 1, 2));
         consumer.requestPrediction{value: 1 ether}(model, one(1), 0, 200_000);
         consumer.requestPrediction{value: BASE_FEE + 5}(model, pair(1, 2), 0, 200_000);
@@ -179,11 +206,221 @@ contract MockCoordinatorTest is Test {
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NothingToWithdraw.selector, address(this)));
         mock.withdrawFees(payable(to));
     }
+
+    // ------------------------------------------------------------ optimistic mode
+    function done(uint256 id) internal view returns (bool fulfilled) {
+        (fulfilled,,) = consumer.getResult(id);
+    }
+
+    function test_OptimisticAnswerIsDeliveredOnlyAfterTheChallengeWindow() public {
+        uint256 id = ask(zkModel, 2);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.OptimisticAnswerNeedsBond.selector, id));
+        mock.fulfill(id, one(7));
+        vm.expectEmit(address(mock));
+        emit OptimisticAnswerPosted(id, address(this), one(7), 0, uint64(block.number) + 10, uint64(block.number) + 30);
+        mock.postOptimistic(id, one(7));
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Posted));
+        assertEq(mock.requestCommitment(id), bytes32(0));
+        (uint64 challengeDeadline,) = mock.windowsOf(id);
+        vm.roll(challengeDeadline);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ChallengeWindowOpen.selector, id, challengeDeadline));
+        mock.finalize(id);
+        assertFalse(done(id));
+        vm.roll(challengeDeadline + 1);
+        vm.expectEmit(address(mock));
+        emit InferenceFulfilled(id, address(this), true, one(7), "");
+        mock.finalize(id);
+        (bool fulfilled, int256[] memory output,) = consumer.getResult(id);
+        assertTrue(fulfilled);
+        assertEq(output, one(7));
+        assertEq(mock.nodeBalance(address(this)), BASE_FEE + ZK_PREMIUM / 5);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NoClaim.selector, id));
+        mock.finalize(id);
+    }
+
+    function test_OptimisticChallengeProvenDeliversOnce() public {
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(7));
+        (uint64 challengeDeadline, uint64 proofDeadline) = mock.windowsOf(id);
+        vm.roll(challengeDeadline); // the last block a challenge is accepted in
+        vm.prank(user);
+        mock.challenge(id);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.AlreadyChallenged.selector, id, user));
+        mock.challenge(id);
+        vm.roll(proofDeadline);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ProofWindowOpen.selector, id, proofDeadline));
+        mock.finalize(id);
+        verifier.setAnswer(false);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InvalidProof.selector, id));
+        mock.proveOptimisticWithProof(id, hex"01");
+        verifier.setAnswer(true);
+        mock.proveOptimisticWithProof(id, hex"01");
+        assertTrue(done(id));
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NoClaim.selector, id));
+        mock.proveOptimistic(id);
+    }
+
+    function test_OptimisticWindowEdgesRefuseLateSteps() public {
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(7));
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NotChallenged.selector, id));
+        mock.proveOptimistic(id);
+        (uint64 challengeDeadline,) = mock.windowsOf(id);
+        vm.roll(challengeDeadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ChallengeWindowClosed.selector, id, challengeDeadline));
+        mock.challenge(id);
+        uint256 other = ask(zkModel, 2);
+        mock.postOptimistic(other, one(7));
+        mock.challenge(other);
+        (, uint64 proofDeadline) = mock.windowsOf(other);
+        vm.roll(proofDeadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.ProofWindowClosed.selector, other, proofDeadline));
+        mock.proveOptimistic(other);
+        uint256 zk = ask(zkModel, 1);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.NotOptimisticRequest.selector, zk, 1));
+        mock.postOptimistic(zk, one(7));
+    }
+
+    function test_UnprovenChallengeSlashesAndReopensInZk() public {
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(666));
+        vm.prank(user);
+        mock.challenge(id);
+        (, uint64 proofDeadline) = mock.windowsOf(id);
+        vm.roll(proofDeadline + 1);
+        ICoordinator.Request memory req = mock.getRequest(id);
+        vm.expectEmit(address(mock));
+        emit OptimisticAnswerSlashed(id, address(this), user, 0, 0, 0);
+        vm.expectEmit(address(mock));
+        emit RequestReopened(id, zkModel, address(consumer), pair(1, 2), 1, 200_000, req.fee);
+        mock.finalize(id);
+        assertFalse(done(id)); // the wrong answer never reached the consumer
+        req = mock.getRequest(id);
+        assertEq(req.mode, 1);
+        assertEq(req.requestedAtBlock, block.number);
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Pending));
+        assertEq(mock.requestCommitment(id), keccak256(abi.encode(req)));
+        mock.fulfillWithProof(id, one(3), hex"01");
+        (bool fulfilled, int256[] memory output,) = consumer.getResult(id);
+        assertTrue(fulfilled);
+        assertEq(output, one(3));
+    }
+
+    function test_ARevertingConsumerNeverBlocksOptimisticFinalisation() public {
+        RevertingConsumer reverting = new RevertingConsumer(address(mock));
+        uint256 id = reverting.requestPrediction{value: BASE_FEE + ZK_PREMIUM / 5}(zkModel, pair(1, 2), 2, 100_000);
+        mock.postOptimistic(id, one(1));
+        (uint64 challengeDeadline,) = mock.windowsOf(id);
+        vm.roll(challengeDeadline + 1);
+        vm.expectEmit(address(mock));
+        emit InferenceFulfilled(id, address(this), false, one(1), "");
+        mock.finalize(id);
+        assertEq(uint8(mock.requestStatus(id)), uint8(MockCoordinator.Status.Fulfilled));
+    }
+
+    function test_OptimisticWindowsAreSettableAndErrorRefundsThePremium() public {
+        mock.setOptimisticWindows(3, 4);
+        uint256 id = ask(zkModel, 2);
+        mock.postOptimistic(id, one(1));
+        (uint64 c, uint64 p) = mock.windowsOf(id);
+        assertEq(c, block.number + 3);
+        assertEq(p, block.number + 7);
+        vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InvalidWindows.selector, 0, 4));
+        mock.setOptimisticWindows(0, 4);
+        uint256 failed = ask(zkModel, 2);
+        mock.fulfillError(failed, "model failed");
+        assertEq(mock.nodeBalance(address(consumer)), ZK_PREMIUM / 5);
+    }
 }
 
 /// @dev Registers on a real Coordinator what the mock test registers, to compare model ids.
 contract CoordinatorParity is CoordinatorFixture {
     function registerLikeTheMock(address verifier_) external returns (bytes32) {
         return deployCoordinator().registerModel(keccak256("zk model"), 2, 1, 0, 0, verifier_);
+    }
+}
+
+/// @notice The mock's optimistic game, step for step, as the Coordinator plays it: for any order
+/// and timing of challenges, proofs and finalisations, each step succeeds or fails with the same
+/// error on both, and the consumer sees the same thing.
+contract MockCoordinatorParityTest is CoordinatorFixture {
+    MockCoordinator internal mock;
+    ExampleConsumer internal mockConsumer;
+    bytes32 internal mockModel;
+    address internal watcher = makeAddr("watcher");
+
+    function setUp() public override {
+        super.setUp();
+        mock = new MockCoordinator(BASE_FEE, ZK_PREMIUM, TIMEOUT_BLOCKS, MAX_CALLBACK_GAS);
+        mock.setOptimisticWindows(CHALLENGE_WINDOW_BLOCKS, PROOF_WINDOW_BLOCKS);
+        mockConsumer = new ExampleConsumer(address(mock));
+        mockModel = mock.registerModel(keccak256("zk model"), 2, 1, 0, 0, address(verifier));
+        assertEq(mockModel, zkModel);
+        vm.deal(watcher, 10 ether);
+    }
+
+    /// @dev Each seed is one step: its low two bits pick challenge, prove or finalize (twice as
+    /// likely), the rest how many blocks (0..15) pass before it.
+    function testFuzz_OptimisticStepsMatchTheCoordinator(uint8[4] calldata steps, bool validProof) public {
+        ICoordinator.Request memory req = request(zkModel, pair(1, 2), MODE_OPTIMISTIC);
+        vm.prank(user);
+        uint256 mockId = mockConsumer.requestPrediction{value: mock.quoteFee(zkModel, MODE_OPTIMISTIC, CALLBACK_GAS)}(
+            zkModel, pair(1, 2), MODE_OPTIMISTIC, CALLBACK_GAS
+        );
+        assertEq(mockId, req.requestId);
+        uint256 at = vm.getBlockNumber();
+        vm.prank(node);
+        coordinator.postOptimistic{value: NODE_BOND}(req, one(3));
+        vm.prank(node);
+        mock.postOptimistic(mockId, one(3));
+        ICoordinator.Claim memory claim = ICoordinator.Claim(
+            one(3),
+            node,
+            NODE_BOND,
+            uint64(at) + CHALLENGE_WINDOW_BLOCKS,
+            uint64(at) + CHALLENGE_WINDOW_BLOCKS + PROOF_WINDOW_BLOCKS,
+            address(0),
+            0
+        );
+        (uint64 c, uint64 p) = mock.windowsOf(mockId);
+        assertEq(c, claim.challengeDeadline);
+        assertEq(p, claim.proofDeadline);
+        verifier.setAnswer(validProof);
+
+        for (uint256 i = 0; i < steps.length; ++i) {
+            at += (steps[i] >> 2) % 16;
+            vm.roll(at);
+            uint256 kind = steps[i] & 3;
+            bytes memory onCoordinator;
+            bytes memory onMock;
+            if (kind == 0) {
+                onCoordinator = abi.encodeCall(Coordinator.challenge, (req, claim));
+                onMock = abi.encodeCall(MockCoordinator.challenge, (mockId));
+            } else if (kind == 1) {
+                onCoordinator = abi.encodeCall(Coordinator.proveOptimistic, (req, claim, hex"01"));
+                onMock = abi.encodeCall(MockCoordinator.proveOptimisticWithProof, (mockId, hex"01"));
+            } else {
+                onCoordinator = abi.encodeCall(Coordinator.finalize, (req, claim));
+                onMock = abi.encodeCall(MockCoordinator.finalize, (mockId));
+            }
+            vm.prank(watcher);
+            (bool okC, bytes memory retC) =
+                address(coordinator).call{value: kind == 0 ? CHALLENGER_BOND : 0}(onCoordinator);
+            vm.prank(watcher);
+            (bool okM, bytes memory retM) = address(mock).call(onMock);
+            assertEq(okC, okM);
+            assertEq(retC, retM);
+            if (okC && kind == 0) (claim.challenger, claim.challengerBond) = (watcher, CHALLENGER_BOND);
+        }
+        (bool doneC, int256[] memory outC, bytes memory errC) = consumer.getResult(req.requestId);
+        (bool doneM, int256[] memory outM, bytes memory errM) = mockConsumer.getResult(mockId);
+        assertEq(doneC, doneM);
+        assertEq(outC, outM);
+        assertEq(errC, errM);
+        // Re-opened in Zk on both, or on neither.
+        assertEq(
+            coordinator.requestCommitment(req.requestId) != bytes32(0),
+            mock.requestStatus(mockId) == MockCoordinator.Status.Pending
+        );
     }
 }

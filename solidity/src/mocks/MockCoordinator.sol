@@ -18,16 +18,36 @@ import {FieldMath} from "../libraries/FieldMath.sol";
 /// are checked; the callback gets exactly `callbackGasLimit` gas and its failure does not revert
 /// the answer; a Zk error answer refunds the Zk premium to the consumer (withdrawable); a request
 /// may be cancelled after its deadline for a refund. The fee is flat: `baseFee` plus `zkPremium`
-/// for Zk. Not for deployment: anyone can answer any request.
-/// Optimistic mode (2) is refused with `ModeNotSupported` until the Coordinator supports it; its
-/// answer/challenge/finalize steps will be further `Status` values around `_deliver`.
+/// for Zk, plus a fifth of `zkPremium` for Optimistic (the Coordinator's default ratio).
+/// Optimistic mode (2) is played by the test without bonds or stake: `postOptimistic(id, output)`
+/// posts an answer with the Coordinator's deadlines (`setOptimisticWindows`, 10 and 20 blocks by
+/// default; `windowsOf(id)` tells which block to `vm.roll` to), `challenge(id)` disputes it up to
+/// and including the challenge deadline, `proveOptimistic(id)` or `proveOptimisticWithProof(id,
+/// proof)` defeats the challenge up to and including the proof deadline, and `finalize(id)`
+/// delivers an unchallenged answer after the challenge deadline or, for a challenged one not
+/// proven by the proof deadline, "slashes" it and re-opens the request in Zk mode (the consumer
+/// is not called). The consumer hears of an optimistic answer only when it is finalised or
+/// proven, exactly once, as from the Coordinator. Same events as the Coordinator's (bonds and
+/// slashed amounts are zero). Not for deployment: anyone can answer any request.
 contract MockCoordinator is ICoordinator {
-    /// @notice Where a request stands.
+    /// @notice Where a request stands. `Posted` and `Challenged`: an optimistic answer is open
+    /// (unchallenged or challenged); a slashed one goes back to `Pending`, in Zk mode.
     enum Status {
         Unknown,
         Pending,
         Fulfilled,
-        Cancelled
+        Cancelled,
+        Posted,
+        Challenged
+    }
+
+    /// @notice An open optimistic answer.
+    struct MockClaim {
+        int256[] output;
+        address node;
+        uint64 challengeDeadline;
+        uint64 proofDeadline;
+        address challenger;
     }
 
     uint8 internal constant MODE_NONE = 0;
@@ -45,11 +65,14 @@ contract MockCoordinator is ICoordinator {
     uint32 private immutable i_maxCallbackGasLimit;
 
     uint64 private s_nextRequestId = 1;
+    uint32 private s_challengeWindowBlocks = 10;
+    uint32 private s_proofWindowBlocks = 20;
     bool private s_delivering;
     mapping(bytes32 modelId => ModelInfo) private s_models;
     mapping(uint256 requestId => Request) private s_requests;
     mapping(uint256 requestId => Status) private s_status;
     mapping(address account => uint256) private s_balances;
+    mapping(uint256 requestId => MockClaim) private s_claims;
 
     // Same declarations as the Coordinator's, so `expectRevert(X.selector)` means the same.
     error ScaleTooLarge(uint8 inputScale, uint8 outputScale, uint8 max);
@@ -58,7 +81,6 @@ contract MockCoordinator is ICoordinator {
     error UnknownModel(bytes32 modelId);
     error InvalidMode(uint8 mode);
     error ModelNotVerifiable(bytes32 modelId, uint8 mode);
-    error ModeNotSupported(uint8 mode);
     error CallbackGasLimitTooHigh(uint32 limit, uint32 max);
     error EmptyInput();
     error InputLengthMismatch(bytes32 modelId, uint256 length, uint32 expected);
@@ -76,6 +98,17 @@ contract MockCoordinator is ICoordinator {
     error RequestNotExpired(uint256 requestId, uint256 deadlineBlock);
     error TransferFailed(address to, uint256 amount);
     error NothingToWithdraw(address node);
+    error NotOptimisticRequest(uint256 requestId, uint8 mode);
+    error OptimisticAnswerNeedsBond(uint256 requestId);
+    error NoClaim(uint256 requestId);
+    error AlreadyChallenged(uint256 requestId, address challenger);
+    error NotChallenged(uint256 requestId);
+    error ChallengeWindowClosed(uint256 requestId, uint64 challengeDeadline);
+    error ChallengeWindowOpen(uint256 requestId, uint64 challengeDeadline);
+    error ProofWindowClosed(uint256 requestId, uint64 proofDeadline);
+    error ProofWindowOpen(uint256 requestId, uint64 proofDeadline);
+    /// @notice Only in the mock: a window of zero blocks.
+    error InvalidWindows(uint32 challengeWindowBlocks, uint32 proofWindowBlocks);
     /// @notice Only in the mock: an answer was sent from inside a consumer's callback.
     error ReentrantAnswer(uint256 requestId);
     /// @notice Only in the mock: `fulfillWithProof` on a request that is not Zk mode.
@@ -102,6 +135,35 @@ contract MockCoordinator is ICoordinator {
     );
     event FeeRefunded(uint256 indexed requestId, address indexed consumer, uint256 amount);
     event RequestCancelled(uint256 indexed requestId, address indexed consumer, uint256 refund);
+    event OptimisticAnswerPosted(
+        uint256 indexed requestId,
+        address indexed node,
+        int256[] output,
+        uint256 bond,
+        uint64 challengeDeadline,
+        uint64 proofDeadline
+    );
+    event AnswerChallenged(uint256 indexed requestId, address indexed challenger, uint256 bond);
+    event ChallengeDefeated(
+        uint256 indexed requestId, address indexed node, address indexed challenger, uint256 challengerBond
+    );
+    event OptimisticAnswerSlashed(
+        uint256 indexed requestId,
+        address indexed node,
+        address indexed challenger,
+        uint256 slashed,
+        uint256 toChallenger,
+        uint256 burned
+    );
+    event RequestReopened(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed consumer,
+        int256[] input,
+        uint8 mode,
+        uint32 callbackGasLimit,
+        uint256 fee
+    );
 
     /// @param baseFee Fee of every request, in wei.
     /// @param zkPremium Added to the fee of a Zk request; refunded on a Zk error answer.
@@ -145,7 +207,15 @@ contract MockCoordinator is ICoordinator {
             verifierCodeHash: verifierCodeHash
         });
         emit ModelRegistered(
-            modelId, msg.sender, onnxHash, verifier, verifierCodeHash, inputLength, outputLength, inputScale, outputScale
+            modelId,
+            msg.sender,
+            onnxHash,
+            verifier,
+            verifierCodeHash,
+            inputLength,
+            outputLength,
+            inputScale,
+            outputScale
         );
     }
 
@@ -157,8 +227,7 @@ contract MockCoordinator is ICoordinator {
     // ---------------------------------------------------------------- requests (consumer side)
     /// @inheritdoc ICoordinator
     function quoteFee(bytes32, uint8 mode, uint32) public view returns (uint256 fee) {
-        fee = i_baseFee;
-        if (mode != MODE_NONE) fee += i_zkPremium;
+        fee = i_baseFee + _premium(mode);
     }
 
     /// @inheritdoc ICoordinator
@@ -171,7 +240,6 @@ contract MockCoordinator is ICoordinator {
         if (!model.exists) revert UnknownModel(modelId);
         if (mode > MODE_OPTIMISTIC) revert InvalidMode(mode);
         if (mode != MODE_NONE && model.verifier == address(0)) revert ModelNotVerifiable(modelId, mode);
-        if (mode == MODE_OPTIMISTIC) revert ModeNotSupported(mode);
         if (callbackGasLimit > i_maxCallbackGasLimit) {
             revert CallbackGasLimitTooHigh(callbackGasLimit, i_maxCallbackGasLimit);
         }
@@ -231,11 +299,14 @@ contract MockCoordinator is ICoordinator {
     // ---------------------------------------------------------------- answers (test side)
     /// @notice Answer `requestId` with `output` (None or Zk mode; in Zk mode no proof is checked,
     /// use `fulfillWithProof` to run the verifier).
+    /// An Optimistic request is refused (`OptimisticAnswerNeedsBond`), as by the Coordinator: use
+    /// `postOptimistic`.
     function fulfill(uint256 requestId, int256[] calldata output) external {
         Request storage req = _pending(requestId);
+        if (req.mode == MODE_OPTIMISTIC) revert OptimisticAnswerNeedsBond(requestId);
         _checkOutput(req, output);
-        _pay(requestId, req.fee);
-        _deliver(req, output, "");
+        _pay(requestId, msg.sender, req.fee);
+        _deliver(req, msg.sender, output, "");
     }
 
     /// @notice Answer a Zk request with `output` and its proof, checked by the model's verifier
@@ -245,25 +316,132 @@ contract MockCoordinator is ICoordinator {
         if (req.mode != MODE_ZK) revert NotZkRequest(requestId);
         _checkOutput(req, output);
         _verify(req, output, proof);
-        _pay(requestId, req.fee);
-        _deliver(req, output, "");
+        _pay(requestId, msg.sender, req.fee);
+        _deliver(req, msg.sender, output, "");
     }
 
-    /// @notice Answer `requestId` with an error (no output). In Zk mode the Zk premium is credited
-    /// back to the consumer (`withdrawFees`), as the Coordinator does.
+    /// @notice Answer `requestId` with an error (no output). In Zk or Optimistic mode the mode's
+    /// premium is credited back to the consumer (`withdrawFees`), as the Coordinator does.
     function fulfillError(uint256 requestId, bytes calldata reason) external {
         Request storage req = _pending(requestId);
         if (reason.length == 0) revert EmptyReason(requestId);
         if (reason.length > MAX_ERR_LENGTH) revert ErrorTooLong(requestId, reason.length, MAX_ERR_LENGTH);
         uint256 fee = req.fee;
-        if (req.mode == MODE_ZK) {
-            uint256 premium = i_zkPremium < fee ? i_zkPremium : fee;
+        if (req.mode != MODE_NONE) {
+            uint256 premium = _premium(req.mode);
+            if (premium > fee) premium = fee;
             s_balances[req.consumer] += premium;
             emit FeeRefunded(requestId, req.consumer, premium);
             fee -= premium;
         }
-        _pay(requestId, fee);
-        _deliver(req, new int256[](0), reason);
+        _pay(requestId, msg.sender, fee);
+        _deliver(req, msg.sender, new int256[](0), reason);
+    }
+
+    // ---------------------------------------------------------------- optimistic mode (test side)
+    /// @notice Set the optimistic windows for answers posted from now on (as the Coordinator's
+    /// `setOptimisticConfig` does; bonds and stake do not exist in the mock).
+    function setOptimisticWindows(uint32 challengeWindowBlocks, uint32 proofWindowBlocks) external {
+        if (challengeWindowBlocks == 0 || proofWindowBlocks == 0) {
+            revert InvalidWindows(challengeWindowBlocks, proofWindowBlocks);
+        }
+        s_challengeWindowBlocks = challengeWindowBlocks;
+        s_proofWindowBlocks = proofWindowBlocks;
+    }
+
+    /// @notice Post an optimistic answer to a pending Optimistic request, as a node would (the
+    /// caller is the node). Challengeable up to and including block `challengeDeadline`, this
+    /// block plus the challenge window; provable up to and including `proofDeadline`, the
+    /// challenge deadline plus the proof window. The consumer is not called.
+    function postOptimistic(uint256 requestId, int256[] calldata output) external {
+        Request storage req = _pending(requestId);
+        if (req.mode != MODE_OPTIMISTIC) revert NotOptimisticRequest(requestId, req.mode);
+        _checkOutput(req, output);
+        uint64 challengeDeadline = uint64(block.number) + s_challengeWindowBlocks;
+        uint64 proofDeadline = challengeDeadline + s_proofWindowBlocks;
+        s_claims[requestId] = MockClaim({
+            output: output,
+            node: msg.sender,
+            challengeDeadline: challengeDeadline,
+            proofDeadline: proofDeadline,
+            challenger: address(0)
+        });
+        s_status[requestId] = Status.Posted;
+        emit OptimisticAnswerPosted(requestId, msg.sender, output, 0, challengeDeadline, proofDeadline);
+    }
+
+    /// @notice Dispute the posted answer (the caller is the challenger), up to and including its
+    /// challenge deadline; once per answer.
+    function challenge(uint256 requestId) external {
+        MockClaim storage claim = _claim(requestId);
+        if (claim.challenger != address(0)) revert AlreadyChallenged(requestId, claim.challenger);
+        if (block.number > claim.challengeDeadline) revert ChallengeWindowClosed(requestId, claim.challengeDeadline);
+        claim.challenger = msg.sender;
+        s_status[requestId] = Status.Challenged;
+        emit AnswerChallenged(requestId, msg.sender, 0);
+    }
+
+    /// @notice Defeat the challenge without a proof (the test stands for a valid one), up to and
+    /// including the proof deadline: the posted answer is delivered.
+    function proveOptimistic(uint256 requestId) external {
+        _prove(requestId);
+    }
+
+    /// @notice Defeat the challenge with a proof the model's verifier must accept for the request's
+    /// input and the posted output, as the Coordinator's `proveOptimistic`.
+    function proveOptimisticWithProof(uint256 requestId, bytes calldata proof) external {
+        // The Coordinator's order: the answer must be challenged and in its proof window first.
+        _verify(s_requests[requestId], _provable(requestId).output, proof);
+        _prove(requestId);
+    }
+
+    /// @notice Resolve the posted answer once its deadline passed: unchallenged, after the
+    /// challenge deadline, it is delivered; challenged and unproven, after the proof deadline, it
+    /// is "slashed" and the request re-opens in Zk mode from this block (the consumer is not
+    /// called; answer it again with `fulfill`/`fulfillWithProof`).
+    function finalize(uint256 requestId) external {
+        MockClaim storage claim = _claim(requestId);
+        address node = claim.node;
+        if (claim.challenger == address(0)) {
+            if (block.number <= claim.challengeDeadline) {
+                revert ChallengeWindowOpen(requestId, claim.challengeDeadline);
+            }
+            int256[] memory output = claim.output;
+            delete s_claims[requestId];
+            Request storage req = s_requests[requestId];
+            _pay(requestId, node, req.fee);
+            _deliver(req, node, output, "");
+            return;
+        }
+        if (block.number <= claim.proofDeadline) revert ProofWindowOpen(requestId, claim.proofDeadline);
+        address challenger = claim.challenger;
+        delete s_claims[requestId];
+        Request storage reopened = s_requests[requestId];
+        reopened.mode = MODE_ZK;
+        reopened.requestedAtBlock = uint64(block.number);
+        s_status[requestId] = Status.Pending;
+        emit OptimisticAnswerSlashed(requestId, node, challenger, 0, 0, 0);
+        emit RequestReopened(
+            requestId,
+            reopened.modelId,
+            reopened.consumer,
+            reopened.input,
+            MODE_ZK,
+            reopened.callbackGasLimit,
+            reopened.fee
+        );
+    }
+
+    /// @notice The open answer's deadlines: roll to `challengeDeadline + 1` to finalise an
+    /// unchallenged answer, to `proofDeadline + 1` to slash a challenged one. Zero when none.
+    function windowsOf(uint256 requestId) external view returns (uint64 challengeDeadline, uint64 proofDeadline) {
+        MockClaim storage claim = s_claims[requestId];
+        return (claim.challengeDeadline, claim.proofDeadline);
+    }
+
+    /// @notice The open answer (empty when none).
+    function getClaim(uint256 requestId) external view returns (MockClaim memory) {
+        return s_claims[requestId];
     }
 
     // ---------------------------------------------------------------- views
@@ -331,13 +509,47 @@ contract MockCoordinator is ICoordinator {
         }
     }
 
-    /// @dev The mock has no node: what the node would earn is credited to the test (the caller).
-    function _pay(uint256 requestId, uint256 amount) private {
-        s_status[requestId] = Status.Fulfilled;
-        s_balances[msg.sender] += amount;
+    /// @dev The open optimistic answer of `requestId`, outside any callback.
+    function _claim(uint256 requestId) private view returns (MockClaim storage claim) {
+        if (s_delivering) revert ReentrantAnswer(requestId);
+        Status status = s_status[requestId];
+        if (status != Status.Posted && status != Status.Challenged) revert NoClaim(requestId);
+        claim = s_claims[requestId];
     }
 
-    function _verify(Request storage req, int256[] calldata output, bytes calldata proof) private view {
+    /// @dev The open answer of `requestId`, challenged and still in its proof window.
+    function _provable(uint256 requestId) private view returns (MockClaim storage claim) {
+        claim = _claim(requestId);
+        if (claim.challenger == address(0)) revert NotChallenged(requestId);
+        if (block.number > claim.proofDeadline) revert ProofWindowClosed(requestId, claim.proofDeadline);
+    }
+
+    function _prove(uint256 requestId) private {
+        MockClaim storage claim = _provable(requestId);
+        address challenger = claim.challenger;
+        address node = claim.node;
+        int256[] memory output = claim.output;
+        delete s_claims[requestId];
+        emit ChallengeDefeated(requestId, node, challenger, 0);
+        Request storage req = s_requests[requestId];
+        _pay(requestId, node, req.fee);
+        _deliver(req, node, output, "");
+    }
+
+    /// @dev The mock has no node: what the node would earn is credited to the answering caller
+    /// (the poster of an optimistic answer).
+    function _pay(uint256 requestId, address to, uint256 amount) private {
+        s_status[requestId] = Status.Fulfilled;
+        s_balances[to] += amount;
+    }
+
+    function _premium(uint8 mode) private view returns (uint256) {
+        if (mode == MODE_ZK) return i_zkPremium;
+        if (mode == MODE_OPTIMISTIC) return i_zkPremium / 5;
+        return 0;
+    }
+
+    function _verify(Request storage req, int256[] memory output, bytes calldata proof) private view {
         int256[] storage input = req.input;
         uint256 n = input.length;
         uint256[] memory instances = new uint256[](n + output.length);
@@ -361,8 +573,8 @@ contract MockCoordinator is ICoordinator {
     }
 
     /// @dev Call the consumer with exactly `callbackGasLimit` gas; its failure is reported in the
-    /// event, not raised. Optimistic mode will call this when an answer is finalized.
-    function _deliver(Request storage req, int256[] memory output, bytes memory err) private {
+    /// event, not raised. The one delivery of every mode, optimistic answers included.
+    function _deliver(Request storage req, address node, int256[] memory output, bytes memory err) private {
         uint256 requestId = req.requestId;
         address consumer = req.consumer;
         uint256 gasAmount = req.callbackGasLimit;
@@ -382,7 +594,7 @@ contract MockCoordinator is ICoordinator {
             }
             s_delivering = false;
         }
-        emit InferenceFulfilled(requestId, msg.sender, ok, output, err);
+        emit InferenceFulfilled(requestId, node, ok, output, err);
     }
 
     function _send(address payable to, uint256 amount) private {

@@ -50,4 +50,27 @@ contract MyConsumerTest is Test {
         vm.expectRevert(abi.encodeWithSelector(MockCoordinator.InvalidProof.selector, id));
         coordinator.fulfillWithProof(id, forged, ExampleMlpProof.proof());
     }
+    function test_AnOptimisticScoreArrivesAfterTheChallengeWindow() public {
+        // mode Optimistic: base fee + a fifth of the Zk premium
+        uint256 id = consumer.ask{value: 0.003 ether}(ExampleMlpProof.input(), 2);
+        coordinator.postOptimistic(id, ExampleMlpProof.output()); // as the node would
+        (uint64 challengeDeadline,) = coordinator.windowsOf(id);
+        vm.roll(challengeDeadline + 1); // nobody challenged
+        coordinator.finalize(id);
+        assertEq(consumer.lastScore(), ExampleMlpProof.output()[0]);
+    }
+
+    function test_AWrongOptimisticScoreNeverArrives() public {
+        uint256 id = consumer.ask{value: 0.003 ether}(ExampleMlpProof.input(), 2);
+        int256[] memory wrong = new int256[](1);
+        wrong[0] = 666;
+        coordinator.postOptimistic(id, wrong);
+        coordinator.challenge(id); // a watcher disputes it; no proof follows
+        (, uint64 proofDeadline) = coordinator.windowsOf(id);
+        vm.roll(proofDeadline + 1);
+        coordinator.finalize(id); // slashed: the request is open again, in Zk mode
+        assertEq(consumer.lastScore(), 0);
+        coordinator.fulfillWithProof(id, ExampleMlpProof.output(), ExampleMlpProof.proof());
+        assertEq(consumer.lastScore(), ExampleMlpProof.output()[0]);
+    }
 }

@@ -6,30 +6,50 @@ import {Vm} from "forge-std/Vm.sol";
 import {Coordinator} from "../../src/Coordinator.sol";
 import {ICoordinator} from "../../src/interfaces/ICoordinator.sol";
 import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
+import {MockVerifier} from "../../src/test/MockVerifier.sol";
 
 /// @notice Drives a Coordinator with random, bounded actions (requests, answers, error answers,
-/// cancellations, node registrations, deregistrations, stake and fee withdrawals, time) and keeps
-/// ghost records of every wei that went in or out and of the requests still pending. An action
-/// the Coordinator refuses reverts whole, ghost records included.
+/// cancellations, node registrations, deregistrations, stake and fee withdrawals, time, and the
+/// optimistic game: honest or wrong posts by the assigned node, challenges by anyone, the node
+/// included, proofs, finalisations one by one or in batches) and keeps ghost records of every wei
+/// that went in or out, of the requests still pending and of the optimistic answers still open.
+/// An action the Coordinator refuses reverts whole, ghost records included.
 contract CoordinatorHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     uint256 internal constant NODES = 3;
+    /// @dev Nodes plus one outsider: who may challenge (and so be credited).
+    uint256 internal constant ACCOUNTS = NODES + 1;
+
+    /// @notice An open optimistic answer as the handler knows it.
+    struct OpenClaim {
+        ICoordinator.Request req;
+        ICoordinator.Claim claim;
+        bool honest;
+    }
 
     Coordinator public immutable coordinator;
     ExampleConsumer public immutable consumer;
     bytes32 public immutable model;
     bytes32 public immutable zkModel;
+    MockVerifier public immutable verifier;
     address[NODES] internal s_nodes;
+    address internal constant OUTSIDER = address(0xC4A1);
 
     ICoordinator.Request[] internal s_pending;
+    OpenClaim[] internal s_open;
+    mapping(address node => uint256) public ghostOpenClaims;
+    /// @notice Wei the Coordinator burned (sent to the zero address), part of `ghostOut`.
+    uint256 public ghostBurned;
     /// @notice Wei sent to the Coordinator: stakes and request payments.
     uint256 public ghostIn;
     /// @notice Wei the Coordinator paid out: stake and fee withdrawals, cancellation refunds.
     uint256 public ghostOut;
     mapping(bytes32 action => uint256) public calls;
 
-    constructor(Coordinator coordinator_, bytes32 model_, bytes32 zkModel_, address node0) {
+    constructor(Coordinator coordinator_, bytes32 model_, bytes32 zkModel_, address node0, MockVerifier verifier_) {
         coordinator = coordinator_;
+        verifier = verifier_;
+        vm.deal(OUTSIDER, 1_000 ether);
         consumer = new ExampleConsumer(address(coordinator_));
         model = model_;
         zkModel = zkModel_;
@@ -70,7 +90,7 @@ contract CoordinatorHandler {
     }
 
     function withdrawFees(uint256 who) external {
-        address n = s_nodes[who % NODES];
+        address n = _account(who);
         uint256 amount = coordinator.nodeBalance(n);
         vm.prank(n);
         coordinator.withdrawFees(payable(n));
@@ -95,9 +115,7 @@ contract CoordinatorHandler {
         (input[0], input[1]) = (a % 1e18, b % 1e18);
         uint256 id = consumer.requestPrediction{value: fee + overpay}(m, input, mode, gas);
         ghostIn += fee + overpay;
-        s_pending.push(
-            ICoordinator.Request(id, m, address(consumer), mode, gas, uint64(block.number), fee, input)
-        );
+        s_pending.push(ICoordinator.Request(id, m, address(consumer), mode, gas, uint64(block.number), fee, input));
         calls["request"]++;
     }
 
@@ -153,7 +171,131 @@ contract CoordinatorHandler {
         calls["roll"]++;
     }
 
+    // ------------------------------------------------------------ optimistic mode
+    function requestOptimistic(uint32 gas, uint256 overpay, int256 a, int256 b) external {
+        gas = uint32(gas % 1_000_000);
+        overpay %= 1 ether;
+        uint256 fee = coordinator.quoteFee(zkModel, 2, gas);
+        int256[] memory input = new int256[](2);
+        (input[0], input[1]) = (a % 1e18, b % 1e18);
+        uint256 id = consumer.requestPrediction{value: fee + overpay}(zkModel, input, 2, gas);
+        ghostIn += fee + overpay;
+        s_pending.push(ICoordinator.Request(id, zkModel, address(consumer), 2, gas, uint64(block.number), fee, input));
+        calls["requestOptimistic"]++;
+    }
+
+    /// @dev The request's node posts the right output (`honest`: the sum of the inputs) or a wrong one.
+    function postOptimistic(uint256 index, bool honest, uint256 extraBond) external {
+        if (s_pending.length == 0) return;
+        index %= s_pending.length;
+        ICoordinator.Request memory req = s_pending[index];
+        address answerer = _answerer(req);
+        int256[] memory output = new int256[](1);
+        output[0] = req.input[0] + req.input[1] + (honest ? int256(0) : int256(1));
+        uint96 bond = coordinator.optimisticConfig().nodeBond + uint96(extraBond % 1e16);
+        vm.prank(answerer);
+        coordinator.postOptimistic{value: bond}(req, output);
+        ghostIn += bond;
+        (uint32 cw, uint32 pw) =
+            (coordinator.optimisticConfig().challengeWindowBlocks, coordinator.optimisticConfig().proofWindowBlocks);
+        s_open.push(
+            OpenClaim(
+                req,
+                ICoordinator.Claim(
+                    output, answerer, bond, uint64(block.number) + cw, uint64(block.number) + cw + pw, address(0), 0
+                ),
+                honest
+            )
+        );
+        ghostOpenClaims[answerer]++;
+        _remove(index);
+        calls[honest ? bytes32("postHonest") : bytes32("postWrong")]++;
+    }
+
+    /// @dev Anyone challenges, the answering node included.
+    function challenge(uint256 index, uint256 who, uint256 extraBond) external {
+        if (s_open.length == 0) return;
+        index %= s_open.length;
+        OpenClaim storage o = s_open[index];
+        address challenger = _account(who);
+        uint96 bond = coordinator.optimisticConfig().challengerBond + uint96(extraBond % 1e16);
+        vm.prank(challenger);
+        coordinator.challenge{value: bond}(o.req, o.claim);
+        ghostIn += bond;
+        o.claim.challenger = challenger;
+        o.claim.challengerBond = bond;
+        calls[challenger == o.claim.node ? bytes32("selfChallenge") : bytes32("challenge")]++;
+    }
+
+    /// @dev A proof the verifier accepts exactly when the output is right.
+    function prove(uint256 index) external {
+        if (s_open.length == 0) return;
+        index %= s_open.length;
+        OpenClaim memory o = s_open[index];
+        verifier.setAnswer(o.honest);
+        coordinator.proveOptimistic{gas: 5_000_000}(o.req, o.claim, hex"01");
+        _closeClaim(index);
+        calls["prove"]++;
+    }
+
+    function finalize(uint256 index) external {
+        if (s_open.length == 0) return;
+        index %= s_open.length;
+        OpenClaim memory o = s_open[index];
+        uint256 burnedBefore = coordinator.burnedWei();
+        coordinator.finalize{gas: 5_000_000}(o.req, o.claim);
+        _resolved(index, burnedBefore);
+        calls["finalize"]++;
+    }
+
+    /// @dev Up to 8 open answers in one batch (some due, some not); the resolved ones are those
+    /// whose claim commitment is gone afterwards.
+    function finalizeMany(uint256 start, uint256 count) external {
+        if (s_open.length == 0) return;
+        count = 1 + count % 8;
+        if (count > s_open.length) count = s_open.length;
+        start %= s_open.length;
+        ICoordinator.Request[] memory reqs = new ICoordinator.Request[](count);
+        ICoordinator.Claim[] memory claims = new ICoordinator.Claim[](count);
+        uint256[] memory ids = new uint256[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            OpenClaim storage o = s_open[(start + i) % s_open.length];
+            (reqs[i], claims[i], ids[i]) = (o.req, o.claim, o.req.requestId);
+        }
+        uint256 burnedBefore = coordinator.burnedWei();
+        uint256 resolved = coordinator.finalizeMany{gas: 25_000_000}(reqs, claims);
+        uint256 seen;
+        for (uint256 i = 0; i < count; ++i) {
+            if (coordinator.claimCommitment(ids[i]) != bytes32(0)) continue;
+            for (uint256 j = 0; j < s_open.length; ++j) {
+                if (s_open[j].req.requestId == ids[i]) {
+                    _resolved(j, burnedBefore);
+                    burnedBefore = coordinator.burnedWei();
+                    ++seen;
+                    break;
+                }
+            }
+        }
+        require(seen == resolved, "finalizeMany count");
+        calls["finalizeMany"]++;
+    }
+
     // ------------------------------------------------------------ views for the invariants
+    function openCount() external view returns (uint256) {
+        return s_open.length;
+    }
+
+    function open(uint256 index) external view returns (OpenClaim memory) {
+        return s_open[index];
+    }
+
+    function accounts() external view returns (address[ACCOUNTS] memory a) {
+        for (uint256 i = 0; i < NODES; ++i) {
+            a[i] = s_nodes[i];
+        }
+        a[NODES] = OUTSIDER;
+    }
+
     function pendingCount() external view returns (uint256) {
         return s_pending.length;
     }
@@ -183,6 +325,32 @@ contract CoordinatorHandler {
         if (coordinator.isServingModel(m, n)) return;
         vm.prank(n);
         coordinator.serveModel(m);
+    }
+
+    function _account(uint256 who) private view returns (address) {
+        who %= ACCOUNTS;
+        return who == NODES ? OUTSIDER : s_nodes[who];
+    }
+
+    /// @dev The open answer at `index` was finalised: delivered, or slashed and re-opened in Zk.
+    function _resolved(uint256 index, uint256 burnedBefore) private {
+        OpenClaim storage o = s_open[index];
+        if (o.claim.challenger != address(0)) {
+            uint256 burned = coordinator.burnedWei() - burnedBefore;
+            ghostBurned += burned;
+            ghostOut += burned;
+            ICoordinator.Request memory req = o.req;
+            req.mode = 1;
+            req.requestedAtBlock = uint64(block.number);
+            s_pending.push(req);
+        }
+        _closeClaim(index);
+    }
+
+    function _closeClaim(uint256 index) private {
+        ghostOpenClaims[s_open[index].claim.node]--;
+        s_open[index] = s_open[s_open.length - 1];
+        s_open.pop();
     }
 
     function _remove(uint256 index) private {
