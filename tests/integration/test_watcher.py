@@ -432,6 +432,8 @@ def test_the_local_stack_runs_oracle_watch_and_it_slashes_the_cheater(
         assert g.coord.contract.functions.nodeBalance(WATCHER.address).call() == 0
 
 
+@pytest.mark.faults
+@pytest.mark.slow_fault
 def test_oracle_watch_killed_between_signing_and_sending_challenges_once(
     zk_store: dict[str, Any], redis_server: Any, tmp_path: Path
 ) -> None:
