@@ -18,6 +18,7 @@ class FakeRow:
     status: str
     block_number: int
     block_hash: str
+    mode: int = 0
 
 
 class FakeListenerStore:
@@ -46,8 +47,12 @@ class FakeListenerStore:
             if row is None:
                 row = FakeRow(len(self.rows) + 1, ev.request_id, "", 0, "")
                 self.rows[ev.request_id] = row
-            elif row.status != RequestStatus.REORGED.value:
-                continue
+            else:
+                already = row.block_number == ev.block_number and row.mode == int(ev.mode)
+                reopened = ev.reopened and not already
+                if row.status != RequestStatus.REORGED.value and not reopened:
+                    continue
+            row.mode = int(ev.mode)
             row.status = RequestStatus.SEEN.value
             row.block_number, row.block_hash = ev.block_number, ev.block_hash
             new_rows.append(row.id)

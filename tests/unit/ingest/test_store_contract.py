@@ -18,19 +18,20 @@ from tests.unit.ingest.fake_store import FakeListenerStore
 COORDINATOR = "0x" + "11" * 20
 
 
-def event(request_id: int, block: int) -> RequestedEvent:
+def event(request_id: int, block: int, mode: int = 0, reopened: bool = False) -> RequestedEvent:
     return RequestedEvent(
         request_id=RequestId(request_id),
         model_id=ModelId("0x" + "ab" * 32),
         consumer="0x" + "22" * 20,  # type: ignore[arg-type]
         input=(1, -2),
-        mode=0,
+        mode=mode,
         callback_gas_limit=100_000,
         fee=10**15,
         block_number=block,
         block_hash=f"0x{block:064x}",
         tx_hash=f"0x{request_id:064x}",
         log_index=0,
+        reopened=reopened,
     )
 
 
@@ -89,3 +90,20 @@ def test_cursor_commit_rewind_reopen_and_halt(store: ListenerStore) -> None:
     store.halt("too deep")
     halted = store.cursor()
     assert halted is not None and halted.halted_reason == "too deep"
+
+
+def test_a_reopened_request_resets_its_row_once(store: ListenerStore) -> None:
+    """``RequestReopened`` (a slashed optimistic answer): the row starts again in Zk mode
+    from the reopening block, whatever it was; the same log read again changes nothing."""
+    store.create_cursor(9, header(9).hash)
+    (row_id,) = store.commit_range([event(1, 10, mode=2)], header(10), forget_below=0)
+    assert store.commit_range([event(1, 10, mode=2)], header(11), forget_below=0) == []
+    reopened = event(1, 15, mode=1, reopened=True)
+    assert store.commit_range([reopened], header(15), forget_below=0) == [row_id]
+    assert status_of(store, 1) == (RequestStatus.SEEN.value, 15)
+    assert store.commit_range([reopened], header(16), forget_below=0) == []
+    # Announced and re-opened within one range (a node starting late): one row, re-opened.
+    rows = store.commit_range(
+        [event(2, 17, mode=2), event(2, 18, mode=1, reopened=True)], header(18), forget_below=0
+    )
+    assert len(set(rows)) == 1 and status_of(store, 2) == (RequestStatus.SEEN.value, 18)
