@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import func, select, update
@@ -195,48 +195,30 @@ class Redispatcher:
 
     def _redispatch_stale_proofs(self) -> int:
         """Hand out again proof jobs whose prover went quiet (killed, broker lost the job);
-        hand out proofs owed to a challenge at once, urgently."""
-        if self.enqueue_proof is None:
-            return 0
-        return self._stale_proving() + self._challenged()
-
-    def _challenged(self) -> int:
-        if self.enqueue_proof is None:
-            return 0
+        hand out proofs owed to a challenge at once, ahead of other jobs."""
         cutoff = utcnow() - timedelta(seconds=self.proof_timeout_s)
+        stale = (InferenceRequest.status == RequestStatus.PROVING.value) & (
+            func.coalesce(InferenceRequest.proving_at, InferenceRequest.inferred_at) <= cutoff
+        )
+        challenged = (InferenceRequest.status == RequestStatus.CHALLENGED.value) & (
+            InferenceRequest.proving_at.is_(None) | (InferenceRequest.proving_at <= cutoff)
+        )
+        return self._hand_out_proofs(stale, urgent=False) + self._hand_out_proofs(
+            challenged, urgent=True
+        )
+
+    def _hand_out_proofs(self, where: Any, urgent: bool) -> int:
+        """Enqueue the proof jobs of the rows ``where`` selects, marking them handed out now
+        (so they are handed out again only if the prover goes quiet)."""
+        if self.enqueue_proof is None:
+            return 0
         with self.db.session() as s:
             rows = list(
                 s.scalars(
                     select(InferenceRequest).where(
                         InferenceRequest.chain_id == self.chain_id,
                         InferenceRequest.coordinator == self.coordinator,
-                        InferenceRequest.status == RequestStatus.CHALLENGED.value,
-                        InferenceRequest.proving_at.is_(None)
-                        | (InferenceRequest.proving_at <= cutoff),
-                    )
-                )
-            )
-            for row in rows:
-                row.proving_at = utcnow()  # handed out: again only if the prover goes quiet
-            ids = [row.id for row in rows]
-        for row_id in ids:
-            self.log.warning("redispatch.challenge_proof", request_pk=row_id)
-            self.enqueue_proof(row_id, urgent=True)  # type: ignore[call-arg]
-        return len(ids)
-
-    def _stale_proving(self) -> int:
-        if self.enqueue_proof is None:
-            return 0
-        cutoff = utcnow() - timedelta(seconds=self.proof_timeout_s)
-        with self.db.session() as s:
-            rows = list(
-                s.scalars(
-                    select(InferenceRequest).where(
-                        InferenceRequest.chain_id == self.chain_id,
-                        InferenceRequest.coordinator == self.coordinator,
-                        InferenceRequest.status == RequestStatus.PROVING.value,
-                        func.coalesce(InferenceRequest.proving_at, InferenceRequest.inferred_at)
-                        <= cutoff,
+                        where,
                     )
                 )
             )
@@ -244,6 +226,9 @@ class Redispatcher:
                 row.proving_at = utcnow()
             ids = [row.id for row in rows]
         for row_id in ids:
-            self.log.warning("redispatch.proof", request_pk=row_id)
-            self.enqueue_proof(row_id)
+            self.log.warning("redispatch.proof", request_pk=row_id, urgent=urgent)
+            if urgent:
+                self.enqueue_proof(row_id, urgent=True)  # type: ignore[call-arg]
+            else:
+                self.enqueue_proof(row_id)
         return len(ids)

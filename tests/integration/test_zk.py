@@ -26,6 +26,7 @@ from tests.support.checks import answered_exactly_once
 from tests.support.models import EXAMPLE_CALIBRATION, ZkModel, onnx_variant, seed_store
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
+from tests.support.zk import onboard
 
 pytestmark = pytest.mark.integration
 
@@ -41,21 +42,6 @@ class ZkSetup:
     b: onboarding.Onboarded
     onnx_a: Path
     store: ArtifactStore
-
-
-def onboard(stack: Stack, model: ZkModel) -> onboarding.Onboarded:
-    done = onboarding.onboard(
-        stack.db,
-        ArtifactStore(stack.settings.store.path),
-        stack.coordinator,
-        OWNER,
-        model.onnx,
-        EXAMPLE_CALIBRATION,
-        onboarding.SrsChoice(dev=True),
-        zk.CircuitParams(),
-    )
-    stack.local.serve(done.model_id)  # registered after the stack's node: declare it
-    return done
 
 
 @pytest.fixture
