@@ -229,6 +229,7 @@ def test_prover_killed_mid_proof_is_redone_and_delivered_once(
         zk.CircuitParams(decomp_base=1 << 13, decomp_legs=2),
     )
     assert done.manifest.logrows >= 14
+    stack.local.serve(done.model_id)  # registered after the node started: declare it
     prover = stack.start_prover()
     try:
         values = fixed([0.3, 0.3, -0.3, 0.3])
