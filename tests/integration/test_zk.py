@@ -210,13 +210,11 @@ def _pool_children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-# a 2^14-row proof killed and redone (~17 s per database): `make faults` only
-@pytest.mark.slow_fault
-@pytest.mark.faults
-def test_prover_killed_mid_proof_is_redone_and_delivered_once(
-    stack: Stack, zk_setup: ZkSetup, tmp_path: Path, running_node: Any
-) -> None:
-    # A circuit big enough (2^14 rows) that a proof takes long enough to be killed in.
+@pytest.fixture
+def slow_model(stack: Stack, zk_setup: ZkSetup, tmp_path: Path) -> onboarding.Onboarded:
+    """A circuit big enough (2^14 rows) that a proof takes long enough to be killed in,
+    registered and declared served before the node starts (a declaration sent with the node's
+    key while its relayer runs would take a nonce the relayer counted on)."""
     slow = onnx_variant(tmp_path / "slow.onnx", "slow")
     done = onboarding.onboard(
         stack.db,
@@ -229,7 +227,17 @@ def test_prover_killed_mid_proof_is_redone_and_delivered_once(
         zk.CircuitParams(decomp_base=1 << 13, decomp_legs=2),
     )
     assert done.manifest.logrows >= 14
-    stack.local.serve(done.model_id)  # registered after the node started: declare it
+    stack.local.serve(done.model_id)
+    return done
+
+
+# a 2^14-row proof killed and redone (~17 s per database): `make faults` only
+@pytest.mark.slow_fault
+@pytest.mark.faults
+def test_prover_killed_mid_proof_is_redone_and_delivered_once(
+    stack: Stack, slow_model: onboarding.Onboarded, running_node: Any
+) -> None:
+    done = slow_model
     prover = stack.start_prover()
     try:
         values = fixed([0.3, 0.3, -0.3, 0.3])
