@@ -18,37 +18,30 @@ which source was unreadable and its metrics are left out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import Text, cast, func, select
 from web3 import Web3
 
-from oracle.db import ChainCursor, Database, InferenceRequest, Transaction, Watch
+from oracle.db import ChainCursor, Database, InferenceRequest, Transaction
 from oracle.db.models import utcnow
 from oracle.node.health import HealthReport, HealthState
-from oracle.types import HealthCode, Mode, RequestStatus, TxStatus, WatchStatus
+from oracle.node.metrics_latency import aware, latency_families, mode_name
+from oracle.node.metrics_optimistic import optimistic_families
+from oracle.types import HealthCode, RequestStatus, TxStatus
 
 log = structlog.get_logger(__name__)
 
-SECONDS_BUCKETS: tuple[float, ...] = (
-    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
-)  # fmt: skip
-BLOCKS_BUCKETS: tuple[float, ...] = (1, 2, 3, 5, 10, 20, 50, 100, 200)
-STAGES = ("queue_wait", "inference", "proof", "relay")
-"""``oracle_request_stage_duration_seconds{stage}``: waiting for a worker (queued until
-inference started), inference, the EZKL proof (Zk mode), relay (answer ready until the
-fulfilment was confirmed)."""
 
 IN_PROGRESS = (
     RequestStatus.SEEN,
@@ -104,8 +97,6 @@ def series_names() -> set[str]:
 
 
 PENDING_TX = (TxStatus.SIGNED, TxStatus.BROADCAST, TxStatus.MINED)
-MAX_LATENCY_ROWS = 20_000
-"""At most this many recent rows feed the latency histograms (newest first)."""
 
 ERROR_REASONS: tuple[tuple[str, str], ...] = (
     ("bad input", "bad_input"),
@@ -130,13 +121,6 @@ def error_reason(text: str | None) -> str:
         if last.startswith(prefix):
             return code
     return "other"
-
-
-def mode_name(mode: int) -> str:
-    try:
-        return Mode(mode).name.lower()
-    except ValueError:
-        return str(mode)
 
 
 @dataclass(frozen=True)
@@ -179,36 +163,6 @@ class NodeView:
     prover_memory_limit_bytes: int | None = None
     latency_window_s: float = 3600.0
     now: Callable[[], datetime] = field(default=utcnow)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-class _Histograms:
-    """Observations grouped by label values, turned into one HistogramMetricFamily."""
-
-    def __init__(self, buckets: Sequence[float]) -> None:
-        self.buckets = buckets
-        self.values: dict[tuple[str, ...], list[float]] = defaultdict(list)
-
-    def observe(self, labels: tuple[str, ...], value: float) -> None:
-        self.values[labels].append(max(value, 0.0))
-
-    def family(self, name: str, doc: str, label_names: list[str]) -> HistogramMetricFamily:
-        fam = HistogramMetricFamily(name, doc, labels=label_names)
-        for labels, values in sorted(self.values.items()):
-            cumulative = [(_le(b), float(sum(1 for v in values if v <= b))) for b in self.buckets]
-            cumulative.append(("+Inf", float(len(values))))
-            fam.add_metric(list(labels), cumulative, sum_value=sum(values))
-        return fam
-
-
-def _le(bound: float) -> str:
-    return str(float(bound))
 
 
 class NodeCollector(Collector):
@@ -278,94 +232,10 @@ class NodeCollector(Collector):
     def _database(self, view: NodeView, reading: ChainReading | None) -> Iterator[Metric]:
         with view.db.session() as s:
             yield from self._requests(s, view)
-            yield from self._latencies(s, view)
+            yield from latency_families(s, view)
             yield from self._transactions(s)
             yield from self._cursors(s, view, reading)
-            yield from self._optimistic(s)
-
-    def _optimistic(self, s: Any) -> Iterator[Metric]:
-        """Our posted optimistic answers (their bonds, challenges against them, slashings) and
-        the watcher's challenges (bonds it has at risk, answers it checked by verdict)."""
-        labels = ["chain_id", "coordinator"]
-        at_risk = GaugeMetricFamily(
-            "oracle_optimistic_bonds_at_risk_wei",
-            "Bonds of our optimistic answers posted and not yet resolved",
-            labels=labels,
-        )
-        challenged = GaugeMetricFamily(
-            "oracle_optimistic_open_challenges",
-            "Our optimistic answers under challenge, not yet proven or slashed",
-            labels=labels,
-        )
-        slashed = CounterMetricFamily(
-            "oracle_optimistic_slashed_answers",
-            "Our optimistic answers slashed (not proven in time)",
-            labels=labels,
-        )
-        resolved = (
-            RequestStatus.CONFIRMED.value,
-            RequestStatus.SLASHED.value,
-            RequestStatus.ABANDONED.value,
-            RequestStatus.CANCELLED.value,
-            RequestStatus.REORGED.value,
-        )
-        q = select(
-            InferenceRequest.chain_id,
-            InferenceRequest.coordinator,
-            InferenceRequest.status,
-            InferenceRequest.claim_bond,
-            InferenceRequest.challenger,
-        ).where(InferenceRequest.claim_node.is_not(None))
-        bonds: dict[tuple[str, str], int] = defaultdict(int)
-        disputes: dict[tuple[str, str], int] = defaultdict(int)
-        lost: dict[tuple[str, str], int] = defaultdict(int)
-        for chain_id, coordinator, status, bond, challenger in s.execute(q):
-            key = (str(chain_id), coordinator)
-            if status == RequestStatus.SLASHED.value:
-                lost[key] += 1
-            if status in resolved:
-                continue
-            bonds[key] += int(bond or 0)
-            if challenger is not None:
-                disputes[key] += 1
-        for key in sorted({*bonds, *lost}):
-            at_risk.add_metric(list(key), float(bonds[key]))
-            challenged.add_metric(list(key), float(disputes[key]))
-            slashed.add_metric(list(key), float(lost[key]))
-        yield at_risk
-        yield challenged
-        yield slashed
-
-        watcher_risk = GaugeMetricFamily(
-            "oracle_watcher_bonds_at_risk_wei",
-            "Challenger bonds the watcher has in open challenges",
-            labels=labels,
-        )
-        watched = GaugeMetricFamily(
-            "oracle_watcher_answers",
-            "Optimistic answers the watcher checked, by verdict and status",
-            labels=[*labels, "verdict", "status"],
-        )
-        open_watch = (WatchStatus.CHALLENGING.value, WatchStatus.CHALLENGED.value)
-        wq = select(
-            Watch.chain_id,
-            Watch.coordinator,
-            Watch.verdict,
-            Watch.status,
-            Watch.challenger_bond,
-        )
-        risk: dict[tuple[str, str], int] = defaultdict(int)
-        by_verdict: dict[tuple[str, str, str, str], int] = defaultdict(int)
-        for chain_id, coordinator, verdict, status, bond in s.execute(wq):
-            key = (str(chain_id), coordinator)
-            by_verdict[(*key, verdict, status)] += 1
-            risk[key] += int(bond or 0) if status in open_watch else 0
-        for key, wei in sorted(risk.items()):
-            watcher_risk.add_metric(list(key), float(wei))
-        for vkey, n in sorted(by_verdict.items()):
-            watched.add_metric(list(vkey), float(n))
-        yield watcher_risk
-        yield watched
+            yield from optimistic_families(s)
 
     def _requests(self, s: Any, view: NodeView) -> Iterator[Metric]:
         labels = ["chain_id", "coordinator"]
@@ -448,75 +318,11 @@ class NodeCollector(Collector):
         )
         now = view.now()
         for chain_id, coordinator, first in s.execute(oq):
-            seen_at = _aware(first)
+            seen_at = aware(first)
             if seen_at is not None:
                 age = (now - seen_at).total_seconds()
                 oldest.add_metric([str(chain_id), coordinator], max(age, 0.0))
         yield oldest
-
-    def _latencies(self, s: Any, view: NodeView) -> Iterator[Metric]:
-        now = view.now()
-        cutoff = now - timedelta(seconds=view.latency_window_s)
-        r = InferenceRequest
-        q = (
-            select(
-                r.chain_id,
-                r.coordinator,
-                r.mode,
-                r.seen_at,
-                r.queued_at,
-                r.inferred_at,
-                r.inference_s,
-                r.proved_at,
-                r.prove_s,
-                r.confirmed_at,
-                r.block_number,
-                r.fulfilled_block,
-            )
-            .where(or_(r.confirmed_at >= cutoff, r.inferred_at >= cutoff, r.proved_at >= cutoff))
-            .order_by(r.id.desc())
-            .limit(MAX_LATENCY_ROWS)
-        )
-        end_to_end = _Histograms(SECONDS_BUCKETS)
-        stages = _Histograms(SECONDS_BUCKETS)
-        blocks = _Histograms(BLOCKS_BUCKETS)
-
-        for row in s.execute(q):
-            key = (str(row.chain_id), row.coordinator, mode_name(row.mode))
-            seen_at, queued_at = _aware(row.seen_at), _aware(row.queued_at)
-            inferred_at, proved_at = _aware(row.inferred_at), _aware(row.proved_at)
-            confirmed_at = _aware(row.confirmed_at)
-            if inferred_at is not None and inferred_at >= cutoff and row.inference_s is not None:
-                stages.observe((*key, "inference"), row.inference_s)
-                if queued_at is not None:
-                    started = inferred_at - timedelta(seconds=row.inference_s)
-                    stages.observe((*key, "queue_wait"), (started - queued_at).total_seconds())
-            if proved_at is not None and proved_at >= cutoff and row.prove_s is not None:
-                stages.observe((*key, "proof"), row.prove_s)
-            if confirmed_at is not None and confirmed_at >= cutoff:
-                ready = proved_at or inferred_at
-                if ready is not None:
-                    stages.observe((*key, "relay"), (confirmed_at - ready).total_seconds())
-                if seen_at is not None:
-                    end_to_end.observe(key, (confirmed_at - seen_at).total_seconds())
-                if row.fulfilled_block is not None:
-                    blocks.observe(key, float(row.fulfilled_block - row.block_number))
-        labels = ["chain_id", "coordinator", "mode"]
-        yield end_to_end.family(
-            "oracle_request_duration_seconds",
-            "Seen by the listener until the answer was confirmed (recent window)",
-            labels,
-        )
-        yield stages.family(
-            "oracle_request_stage_duration_seconds",
-            "Time in one pipeline stage: queue_wait, inference, proof, relay (recent window)",
-            [*labels, "stage"],
-        )
-        yield blocks.family(
-            "oracle_request_fulfil_blocks",
-            "Blocks from the request's block to its confirmed fulfilment (recent window)",
-            labels,
-        )
 
     def _transactions(self, s: Any) -> Iterator[Metric]:
         labels = ["chain_id", "signer"]
