@@ -18,6 +18,7 @@ from web3.logs import DISCARD
 from web3.types import LogReceipt
 
 from oracle.chain.artifacts import abi_type, all_abis, decode_revert, load_artifact
+from oracle.chain.optimistic import Challenge, ClaimStruct, OptimisticConfig, PostedAnswer
 from oracle.errors import ChainError
 from oracle.types import Mode, ModelId, RequestId, model_id_from_bytes
 
@@ -75,78 +76,6 @@ class RequestStruct:
             self.fee,
             list(self.input),
         )
-
-
-@dataclass(frozen=True)
-class ClaimStruct:
-    """The ``ICoordinator.Claim`` struct: a posted optimistic answer (``challenger`` None until
-    it is challenged)."""
-
-    output: tuple[int, ...]
-    node: str
-    bond: int
-    challenge_deadline: int
-    proof_deadline: int
-    challenger: str | None = None
-    challenger_bond: int = 0
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        zero = "0x" + "00" * 20
-        return (
-            list(self.output),
-            Web3.to_checksum_address(self.node),
-            self.bond,
-            self.challenge_deadline,
-            self.proof_deadline,
-            Web3.to_checksum_address(self.challenger or zero),
-            self.challenger_bond,
-        )
-
-
-@dataclass(frozen=True)
-class PostedAnswer:
-    """An ``OptimisticAnswerPosted`` log, decoded."""
-
-    request_id: int
-    node: ChecksumAddress
-    output: tuple[int, ...]
-    bond: int
-    challenge_deadline: int
-    proof_deadline: int
-    block_number: int
-    tx_hash: str
-
-    def claim(self) -> ClaimStruct:
-        return ClaimStruct(
-            self.output, self.node, self.bond, self.challenge_deadline, self.proof_deadline
-        )
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """An ``AnswerChallenged`` log, decoded."""
-
-    request_id: int
-    challenger: ChecksumAddress
-    bond: int
-    block_number: int
-
-
-@dataclass(frozen=True)
-class OptimisticConfig:
-    """The Coordinator's optimistic-mode parameters (``optimisticConfig()``)."""
-
-    challenge_window_blocks: int
-    proof_window_blocks: int
-    node_bond: int
-    challenger_bond: int
-    stake_slash: int
-    proof_gas_price: int
-    challenger_share_bps: int
-
-    @property
-    def enabled(self) -> bool:
-        return self.challenge_window_blocks > 0
 
 
 class RevertError(ChainError):

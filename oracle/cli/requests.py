@@ -22,8 +22,8 @@ from oracle.cli.common import app, fail, out
 from oracle.db import Database, InferenceRequest, Transaction
 from oracle.db.models import utcnow
 from oracle.db.rows import update_request_if
-from oracle.node.metrics import error_reason
 from oracle.node.metrics_latency import mode_name
+from oracle.node.metrics_requests import error_reason
 from oracle.types import RequestStatus, TxStatus
 
 requests_app = typer.Typer(

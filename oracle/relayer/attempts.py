@@ -21,7 +21,8 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 
-from oracle.chain.client import ClaimStruct, CoordinatorClient, RequestStruct
+from oracle.chain.client import CoordinatorClient, RequestStruct
+from oracle.chain.optimistic import ClaimStruct
 from oracle.db import InferenceRequest, Transaction
 from oracle.settings import Settings
 from oracle.types import Mode

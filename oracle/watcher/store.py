@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from oracle.chain.client import PostedAnswer
+from oracle.chain.optimistic import PostedAnswer
 from oracle.db import Database, Watch
 from oracle.types import WatchStatus, WatchVerdict
 

@@ -28,7 +28,8 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from oracle.chain.client import ClaimStruct, CoordinatorClient, PostedAnswer, RequestStruct
+from oracle.chain.client import CoordinatorClient, RequestStruct
+from oracle.chain.optimistic import ClaimStruct, PostedAnswer
 from oracle.dev.crashpoints import crash_point
 from oracle.errors import ProofError
 from oracle.settings import ChainSettings, Settings, WatcherSettings

@@ -18,8 +18,9 @@ import pytest
 from eth_account import Account
 from web3.logs import DISCARD
 
-from oracle.chain.client import ClaimStruct, PostedAnswer, RequestStruct
+from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import ETHER, CoordinatorParams, register_node, send, serve_model
+from oracle.chain.optimistic import ClaimStruct, PostedAnswer
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.types import Mode
 from tests.support.chain import mine

@@ -21,8 +21,9 @@ import pytest
 from eth_account import Account
 from web3.logs import DISCARD
 
-from oracle.chain.client import ClaimStruct, RequestStruct
+from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import ETHER, CoordinatorParams, register_node, send, serve_model
+from oracle.chain.optimistic import ClaimStruct
 from oracle.dev.keys import ANVIL_DEV_KEYS
 from oracle.errors import TransactionError
 from oracle.types import Mode

@@ -21,8 +21,9 @@ from eth_account import Account
 from sqlalchemy import select
 
 from oracle.chain.artifacts import load_artifact
-from oracle.chain.client import CoordinatorClient, PostedAnswer, RequestStruct
+from oracle.chain.client import CoordinatorClient, RequestStruct
 from oracle.chain.deploy import ETHER, deploy, send
+from oracle.chain.optimistic import PostedAnswer
 from oracle.db import Database, Watch
 from oracle.dev.cheater import Cheater
 from oracle.dev.keys import CHEATER_KEY, REQUESTER_KEY, WATCHER_KEY

@@ -15,6 +15,9 @@ import {MockVerifier} from "../../src/test/MockVerifier.sol";
 /// that went in or out, of the requests still pending and of the optimistic answers still open.
 /// An action the Coordinator refuses reverts whole, ghost records included.
 contract CoordinatorHandler {
+    /// @notice `finalizeMany` resolved another number of answers than the handler saw resolved.
+    error FinalizeManyCountMismatch(uint256 seen, uint256 returned);
+
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     uint256 internal constant NODES = 3;
     /// @dev Nodes plus one outsider: who may challenge (and so be credited).
@@ -276,7 +279,7 @@ contract CoordinatorHandler {
                 }
             }
         }
-        require(seen == resolved, "finalizeMany count");
+        if (seen != resolved) revert FinalizeManyCountMismatch(seen, resolved);
         calls["finalizeMany"]++;
     }
 

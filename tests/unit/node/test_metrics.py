@@ -18,8 +18,8 @@ from oracle.node.metrics import (
     ChainReading,
     NodeCollector,
     NodeView,
-    error_reason,
 )
+from oracle.node.metrics_requests import error_reason
 from oracle.types import HealthCode, Mode, RequestStatus, TxStatus
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

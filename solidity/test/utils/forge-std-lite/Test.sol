@@ -10,6 +10,9 @@ import {Vm} from "./Vm.sol";
 /// an unofficial 1.1.2), so `foundry.toml` maps `forge-std/` here. With forge-std installed
 /// (`forge install foundry-rs/forge-std`), point the remapping at `lib/forge-std/src/`.
 abstract contract Test {
+    /// @notice `bound` was given an empty range.
+    error BoundMinAboveMax(uint256 min, uint256 max);
+
     struct FuzzSelector {
         address addr;
         bytes4[] selectors;
@@ -92,7 +95,7 @@ abstract contract Test {
     // ------------------------------------------------------------ utilities
     /// @dev `x` mapped into [min, max] (forge-std's StdUtils.bound, without its log line).
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
-        require(min <= max, "bound: min > max");
+        if (min > max) revert BoundMinAboveMax(min, max);
         if (x >= min && x <= max) return x;
         uint256 size;
         unchecked {
