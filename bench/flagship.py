@@ -41,7 +41,7 @@ from eth_account import Account
 from web3.logs import DISCARD
 
 from oracle.chain.artifacts import load_artifact
-from oracle.chain.client import CoordinatorClient, RequestStruct
+from oracle.chain.client import CoordinatorClient
 from oracle.chain.compile import compile_contracts
 from oracle.chain.deploy import ETHER, deploy_stack, register_node, send, serve_model
 from oracle.dev.keys import ANVIL_DEV_KEYS
@@ -213,18 +213,7 @@ def measure(anvil: Anvil, work: Path, repeats: int) -> dict[str, Any]:
         bytes.fromhex(done.model_id[2:]), image, ZK_MODE, CALLBACK_GAS
     )
     receipt = send(w3, USER, fn, value=fee)
-    (ev,) = coord.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
-    a = ev["args"]
-    req = RequestStruct(
-        int(a["requestId"]),
-        done.model_id,
-        a["consumer"],
-        ZK_MODE,
-        CALLBACK_GAS,
-        int(ev["blockNumber"]),
-        int(a["fee"]),
-        tuple(image),
-    )
+    (req,) = coord.requested_in_receipt(receipt)
     fn = coord.contract.functions.fulfill(req.as_tuple(), proof["output"], b"", proof_bytes)
     fulfil = send(w3, NODE, fn)
     (fulfilled,) = coord.contract.events.InferenceFulfilled().process_receipt(

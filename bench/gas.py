@@ -21,7 +21,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_account import Account
-from web3.logs import DISCARD
 
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, RequestStruct
@@ -87,18 +86,7 @@ def measure(anvil: Anvil, work: Path) -> dict[str, Any]:
             bytes.fromhex(done.model_id[2:]), INPUT, mode, CALLBACK_GAS
         )
         receipt = send(w3, USER, fn, value=fee)
-        (ev,) = coord.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
-        a = ev["args"]
-        req = RequestStruct(
-            int(a["requestId"]),
-            done.model_id,
-            a["consumer"],
-            mode,
-            CALLBACK_GAS,
-            int(ev["blockNumber"]),
-            int(a["fee"]),
-            tuple(INPUT),
-        )
+        (req,) = coord.requested_in_receipt(receipt)
         return req, int(receipt["gasUsed"])
 
     def fulfil(req: RequestStruct, output: list[int], err: bytes, proof_bytes: bytes) -> int:

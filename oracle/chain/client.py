@@ -51,6 +51,19 @@ class RequestedEvent:
     # in ``mode`` (Zk) from ``block_number``, for the fee already paid.
     reopened: bool = False
 
+    def as_request(self) -> RequestStruct:
+        """The request as the Coordinator committed it (opened in this log's block)."""
+        return RequestStruct(
+            request_id=self.request_id,
+            model_id=self.model_id,
+            consumer=self.consumer,
+            mode=int(self.mode),
+            callback_gas_limit=self.callback_gas_limit,
+            requested_at_block=self.block_number,
+            fee=self.fee,
+            input=self.input,
+        )
+
 
 @dataclass(frozen=True)
 class RequestStruct:
@@ -296,17 +309,16 @@ class CoordinatorClient:
                 found.append(self._requested_event(log, reopened))
         if not found:
             return None
-        ev = max(found, key=lambda e: (e.block_number, e.log_index))
-        return RequestStruct(
-            request_id=ev.request_id,
-            model_id=ev.model_id,
-            consumer=ev.consumer,
-            mode=int(ev.mode),
-            callback_gas_limit=ev.callback_gas_limit,
-            requested_at_block=ev.block_number,
-            fee=ev.fee,
-            input=ev.input,
-        )
+        return max(found, key=lambda e: (e.block_number, e.log_index)).as_request()
+
+    def requested_in_receipt(self, receipt: Any) -> list[RequestStruct]:
+        """The requests a receipt's ``InferenceRequested`` logs announced, as ``fulfill``
+        takes them."""
+        return [
+            self._requested_event(ev, False).as_request()
+            for ev in self._requested.process_receipt(receipt, errors=DISCARD)
+            if Web3.to_checksum_address(ev["address"]) == self.address
+        ]
 
     def model(self, model_id: str) -> dict[str, Any]:
         raw = self.contract.functions.getModel(bytes.fromhex(model_id.removeprefix("0x"))).call()

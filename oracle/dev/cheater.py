@@ -18,7 +18,7 @@ import structlog
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from oracle.chain.client import CoordinatorClient, RequestedEvent, RequestStruct
+from oracle.chain.client import CoordinatorClient, RequestedEvent
 from oracle.chain.deploy import register_node, send, serve_model
 from oracle.dev.keys import CHEATER_KEY
 from oracle.errors import OracleError
@@ -112,16 +112,7 @@ class Cheater:
         )
 
     def _post_wrong(self, ev: RequestedEvent) -> None:
-        req = RequestStruct(
-            ev.request_id,
-            ev.model_id,
-            ev.consumer,
-            int(ev.mode),
-            ev.callback_gas_limit,
-            ev.block_number,
-            ev.fee,
-            ev.input,
-        )
+        req = ev.as_request()
         right: list[int] | None = None
         if self.checker is not None:
             try:

@@ -82,6 +82,7 @@ class Broadcaster:
         self.sender = sender
         self.health = health
         self.nonce: int | None = None
+        self._bond: tuple[int, int] | None = None  # (head block, optimistic node bond)
         self.log = log.bind(signer=sender)
 
     # -- nonces ----------------------------------------------------------------------
@@ -121,7 +122,7 @@ class Broadcaster:
         if not self._still_open(row):
             self.confirmer.not_pending(row, rlog)
             return False
-        bond = self.coordinator.optimistic_config().node_bond if is_posting(row) else 0
+        bond = self._node_bond(head) if is_posting(row) else 0
         answer = answer_call(self.coordinator, row, bond)
         data = answer.data
         call: dict[str, Any] = {
@@ -151,6 +152,12 @@ class Broadcaster:
         crash_point("relayer.after_sign")
         self.broadcast(signed.tx_hash, signed.raw, head, rlog)
         return True
+
+    def _node_bond(self, head: Head) -> int:
+        """The bond an optimistic answer posts now: read once per head, not once per row."""
+        if self._bond is None or self._bond[0] != head.number:
+            self._bond = (head.number, self.coordinator.optimistic_config().node_bond)
+        return self._bond[1]
 
     def _simulation_failed(self, row: InferenceRequest, exc: Exception, rlog: Any) -> bool:
         revert = revert_from_exception(exc)

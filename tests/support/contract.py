@@ -13,7 +13,6 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.logs import DISCARD
 
 from oracle.chain.artifacts import load_artifact
 from oracle.chain.client import CoordinatorClient, RequestStruct
@@ -118,18 +117,8 @@ def register_raw(
 
 def requested(coord: CoordinatorClient, receipt: Any) -> RequestStruct:
     """The request a receipt's ``InferenceRequested`` log announced, as ``fulfill`` takes it."""
-    (ev,) = coord.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
-    a = ev["args"]
-    return RequestStruct(
-        int(a["requestId"]),
-        "0x" + bytes(a["modelId"]).hex(),
-        a["consumer"],
-        int(a["mode"]),
-        int(a["callbackGasLimit"]),
-        int(ev["blockNumber"]),
-        int(a["fee"]),
-        tuple(int(v) for v in a["input"]),
-    )
+    (req,) = coord.requested_in_receipt(receipt)
+    return req
 
 
 def reverts_with(name: str, fn: Any) -> None:
