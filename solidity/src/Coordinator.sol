@@ -92,6 +92,11 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint16 internal constant MAX_CHALLENGER_SHARE_BPS = 5_000;
     /// @dev Most items `finalizeMany` takes in one call.
     uint256 internal constant MAX_FINALIZE_BATCH = 64;
+    /// @dev Most answers `fulfillBatch` takes in one call (its result is a 256-bit mask).
+    uint256 internal constant MAX_FULFIL_BATCH = 256;
+    /// @dev Gas `fulfillBatch` keeps back from each item's call, so a failed item (even one that
+    /// ran out of gas) can always be recorded and the loop go on.
+    uint256 internal constant BATCH_ITEM_RESERVE = 30_000;
 
     uint256 private immutable i_minStake;
     uint32 private immutable i_requestTimeoutBlocks;
@@ -189,6 +194,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     error OpenClaimsPending(address node, uint32 openClaims);
     error BatchTooLarge(uint256 length, uint256 max);
     error BatchLengthMismatch(uint256 requests, uint256 claims);
+    error OnlyCoordinator(address caller);
 
     // ---------------------------------------------------------------- events
     /// @notice A model record was created under its content-addressed id (see `registerModel`).
@@ -244,6 +250,9 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @notice A Zk request was answered with an error and no proof: its Zk premium (`amount`) is
     /// owed to the consumer (withdrawable through `withdrawFees`); the node keeps the rest.
     event FeeRefunded(uint256 indexed requestId, address indexed consumer, uint256 amount);
+    /// @notice An answer in a `fulfillBatch` was refused and changed nothing; `reason` is the
+    /// revert data `fulfill` would have given for it alone (empty when it ran out of gas).
+    event AnswerRejected(uint256 indexed requestId, address indexed node, bytes reason);
     /// @notice A node declared it serves a model: requests for it may be assigned to the node.
     event ModelServed(bytes32 indexed modelId, address indexed node);
     /// @notice A node left a model's serving list (it stopped, or it was inactive and dropped).
@@ -689,12 +698,68 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         nonReentrant
     {
         if (!isActiveNode(msg.sender)) revert NotActiveNode(msg.sender);
+        _fulfil(msg.sender, req, output, err, proof);
+    }
+
+    /// @notice Answer many pending requests in one transaction, each exactly as `fulfill` would,
+    /// each on its own: an answer `fulfill` would refuse (not pending, expired, another node's,
+    /// a bad proof, a wrong length) or one that runs out of gas is skipped with `AnswerRejected`
+    /// and changes nothing, and never reverts the others. Every accepted answer emits its own
+    /// `InferenceFulfilled` (and `FeeRefunded` where `fulfill` would).
+    /// @dev Only the caller's being an active node is checked once for the whole batch. Each item
+    /// runs in a call to `fulfillBatchItem` that keeps `BATCH_ITEM_RESERVE` gas back; an item the
+    /// gas left cannot cover (its callback gas plus that reserve) is rejected without being tried.
+    /// @param answers At most 256 answers; their order is the order they are applied in.
+    /// @return rejected Bit `i` is set when `answers[i]` was rejected (an `eth_call` of this tells
+    /// a node which answers would land before it signs).
+    function fulfillBatch(Answer[] calldata answers) external nonReentrant returns (uint256 rejected) {
+        if (!isActiveNode(msg.sender)) revert NotActiveNode(msg.sender);
+        uint256 n = answers.length;
+        if (n > MAX_FULFIL_BATCH) revert BatchTooLarge(n, MAX_FULFIL_BATCH);
+        for (uint256 i = 0; i < n; ++i) {
+            Answer calldata answer = answers[i];
+            uint256 requestId = answer.req.requestId;
+            uint256 gasLeft = gasleft();
+            if (gasLeft < uint256(answer.req.callbackGasLimit) + 2 * BATCH_ITEM_RESERVE) {
+                rejected |= 1 << i;
+                emit AnswerRejected(
+                    requestId, msg.sender, abi.encodeWithSelector(InsufficientGasForCallback.selector, requestId)
+                );
+                continue;
+            }
+            try this.fulfillBatchItem{gas: gasLeft - BATCH_ITEM_RESERVE}(msg.sender, answer) {}
+            catch (bytes memory reason) {
+                rejected |= 1 << i;
+                emit AnswerRejected(requestId, msg.sender, reason);
+            }
+        }
+    }
+
+    /// @notice One item of `fulfillBatch`; callable only by the Coordinator itself (from inside
+    /// `fulfillBatch`, whose reentrancy lock it runs under).
+    /// @param node The active node that sent the batch.
+    /// @param answer The answer, as `fulfill` takes it.
+    function fulfillBatchItem(address node, Answer calldata answer) external {
+        if (msg.sender != address(this)) revert OnlyCoordinator(msg.sender);
+        _fulfil(node, answer.req, answer.output, answer.err, answer.proof);
+    }
+
+    /// @dev `fulfill`'s checks and effects for `node`, an active node.
+    function _fulfil(
+        address node,
+        Request calldata req,
+        int256[] calldata output,
+        bytes calldata err,
+        bytes calldata proof
+    ) private {
         bytes32 stored = s_commitments[req.requestId];
+        // Zero means "not pending" (a hash slot, not a balance anyone can nudge).
+        // slither-disable-next-line incorrect-equality
         if (stored == bytes32(0)) revert RequestNotPending(req.requestId);
         if (stored != keccak256(abi.encode(req))) revert CommitmentMismatch(req.requestId);
         uint256 deadline = uint256(req.requestedAtBlock) + i_requestTimeoutBlocks;
         if (block.number > deadline) revert RequestExpired(req.requestId, deadline);
-        _checkAssignment(req);
+        _checkAssignment(node, req);
         if (err.length > MAX_ERR_LENGTH) revert ErrorTooLong(req.requestId, err.length, MAX_ERR_LENGTH);
         if (err.length == 0) {
             ModelInfo storage model = s_models[req.modelId];
@@ -715,16 +780,16 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
             uint256 premium = _premium(_feesAt(req.requestedAtBlock), req.mode);
             if (premium > req.fee) premium = req.fee;
             s_nodeBalances[req.consumer] += premium;
-            s_nodeBalances[msg.sender] += req.fee - premium;
+            s_nodeBalances[node] += req.fee - premium;
             emit FeeRefunded(req.requestId, req.consumer, premium);
         } else {
-            s_nodeBalances[msg.sender] += req.fee;
+            s_nodeBalances[node] += req.fee;
         }
 
         bytes memory payload =
             abi.encodeCall(IInferenceConsumer.rawFulfillInference, (req.requestId, output, err));
         bool ok = _callWithExactGas(req.requestId, req.callbackGasLimit, req.consumer, payload);
-        emit InferenceFulfilled(req.requestId, msg.sender, ok, output, err);
+        emit InferenceFulfilled(req.requestId, node, ok, output, err);
     }
 
     /// @notice Cancel an unanswered request after its deadline and refund the fee to the consumer.
@@ -800,7 +865,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         if (req.mode != MODE_OPTIMISTIC) revert NotOptimisticRequest(req.requestId, req.mode);
         uint256 deadline = uint256(req.requestedAtBlock) + i_requestTimeoutBlocks;
         if (block.number > deadline) revert RequestExpired(req.requestId, deadline);
-        _checkAssignment(req);
+        _checkAssignment(msg.sender, req);
         uint32 outputLength = s_models[req.modelId].outputLength;
         if (output.length != outputLength) revert OutputLengthMismatch(req.requestId, output.length, outputLength);
         for (uint256 i = 0; i < output.length; ++i) {
@@ -1055,13 +1120,13 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @dev Inside the exclusive window only the assignee may answer; after it, any node serving
     /// the model (the caller was checked to be active). A re-opened request nobody could be
     /// assigned to (assignee zero) is open to any serving node at once.
-    function _checkAssignment(Request calldata req) private view {
+    function _checkAssignment(address node, Request calldata req) private view {
         address assigned = s_assignees[req.requestId];
-        if (msg.sender == assigned) return;
+        if (node == assigned) return;
         if (assigned != address(0) && block.number < uint256(req.requestedAtBlock) + i_exclusiveWindowBlocks) {
             revert NotAssignedNode(req.requestId, assigned);
         }
-        if (s_serverSlots[req.modelId][msg.sender] == 0) revert NotServingModel(req.modelId, msg.sender);
+        if (s_serverSlots[req.modelId][node] == 0) revert NotServingModel(req.modelId, node);
     }
 
     function _removeServer(bytes32 modelId, address node) private {

@@ -16,6 +16,14 @@ interface ICoordinator {
         int256[] input;
     }
 
+    /// @notice One answer of `fulfillBatch`: the arguments `fulfill` takes, as one value.
+    struct Answer {
+        Request req;
+        int256[] output;
+        bytes err;
+        bytes proof;
+    }
+
     /// @notice A posted optimistic answer; its keccak256 together with the request
     /// (`keccak256(abi.encode(req, claim))`) is stored while the answer is open. Everything in it
     /// is in the `OptimisticAnswerPosted` and `AnswerChallenged` events.
