@@ -117,6 +117,27 @@ class RelayerSettings(BaseModel):
     rebroadcast_after_s: float = Field(
         default=15.0, gt=0, description="Re-send a broadcast tx no node knows after this long."
     )
+    batch_max_items: int = Field(
+        default=100,
+        ge=1,
+        le=256,
+        description="Most answers one fulfillBatch transaction carries (1: one tx per answer).",
+    )
+    batch_gas_budget: int = Field(
+        default=12_000_000,
+        ge=500_000,
+        description="Gas limit a batch transaction may reach; more answers go in the next one.",
+    )
+    batch_item_gas: int = Field(
+        default=90_000,
+        ge=60_000,
+        description="Gas an answer in a batch is allowed on top of its callback gas.",
+    )
+    batch_zk_item_gas: int = Field(
+        default=1_600_000,
+        ge=100_000,
+        description="Extra gas a Zk answer in a batch is allowed (its proof check).",
+    )
 
 
 class ZkSettings(BaseModel):

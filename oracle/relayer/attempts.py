@@ -21,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 
+from oracle.chain.batch import BatchAnswer, batch_calldata
 from oracle.chain.client import CoordinatorClient, RequestStruct
 from oracle.chain.optimistic import ClaimStruct
 from oracle.db import InferenceRequest, Transaction
@@ -80,7 +81,7 @@ class SignedAttempt:
 class AnswerCall:
     """The Coordinator call that moves a request on, and the wei it carries."""
 
-    function: str  # fulfill, postOptimistic, finalize or proveOptimistic
+    function: str  # fulfill, fulfillBatch, postOptimistic, finalize or proveOptimistic
     data: HexStr
     value: int = 0
 
@@ -143,8 +144,39 @@ def answer_call(coordinator: CoordinatorClient, row: InferenceRequest, bond: int
     output = [int(v) for v in row.output] if row.output else []
     if is_posting(row):
         return AnswerCall("postOptimistic", coordinator.post_calldata(req, output), bond)
-    err = (row.error or "").encode()[:MAX_ERR_BYTES]
-    return AnswerCall("fulfill", coordinator.fulfill_calldata(req, output, err, row.proof or b""))
+    answer = fulfil_answer(row)
+    return AnswerCall(
+        "fulfill", coordinator.fulfill_calldata(req, output, answer.err, answer.proof)
+    )
+
+
+def fulfil_answer(row: InferenceRequest) -> BatchAnswer:
+    """What ``fulfill`` (or one item of ``fulfillBatch``) takes for ``row``."""
+    return BatchAnswer(
+        req=request_struct(row),
+        output=tuple(int(v) for v in row.output) if row.output else (),
+        err=(row.error or "").encode()[:MAX_ERR_BYTES],
+        proof=row.proof or b"",
+    )
+
+
+def is_batchable(row: InferenceRequest) -> bool:
+    """A row answered through ``fulfill`` (plain, Zk, any error answer): it can go in a
+    ``fulfillBatch``; the optimistic moves (post with a bond, finalize, prove) go alone."""
+    return row.claim_node is None and not is_posting(row)
+
+
+def rows_call(
+    coordinator: CoordinatorClient, rows: list[InferenceRequest], bond: int
+) -> AnswerCall:
+    """The call that moves ``rows`` on together: ``fulfillBatch`` of their answers in the
+    given order, or the single row's own call. A pure function of the rows, so a replacement
+    of the transaction (fee bump) carries the same answers."""
+    if len(rows) == 1:
+        return answer_call(coordinator, rows[0], bond)
+    return AnswerCall(
+        "fulfillBatch", batch_calldata(coordinator, [fulfil_answer(row) for row in rows])
+    )
 
 
 def fulfil_calldata(coordinator: CoordinatorClient, row: InferenceRequest) -> HexStr:

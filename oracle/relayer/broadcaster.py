@@ -1,8 +1,12 @@
 """The broadcaster: nonces, simulation, and save-then-send.
 
 What it guarantees: a fulfilment is simulated (``eth_call`` and a gas estimate) before it
-is signed; each signed transaction takes the next nonce (the larger of the database's and
-the node's pending count); the signed bytes are saved and the request row marked submitted
+is signed; answers that go through ``fulfill`` and are ready together go out as
+``fulfillBatch`` transactions (:mod:`~oracle.relayer.batches`), each simulated once, and an
+answer the simulation rejects goes alone, where its own simulation says what it is; each
+signed transaction takes the next nonce (the larger of the database's and the node's
+pending count), without waiting for earlier ones to be mined; the signed bytes are saved
+and the request rows marked submitted
 in one database transaction *before* the bytes go to the node, so a crash at any point
 leaves either nothing sent or a saved transaction that :meth:`rebroadcast_saved` sends again,
 the same bytes with the same nonce, never a second signature.
@@ -22,10 +26,19 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3Exception, Web3RPCError
 
+from oracle.chain.batch import rejected_items
 from oracle.chain.client import CoordinatorClient, revert_from_exception
 from oracle.db import InferenceRequest
 from oracle.dev.crashpoints import crash_point
-from oracle.relayer.attempts import AttemptBuilder, Head, answer_call, is_posting
+from oracle.relayer.attempts import (
+    AttemptBuilder,
+    Head,
+    answer_call,
+    is_batchable,
+    is_posting,
+    rows_call,
+)
+from oracle.relayer.batches import batch_gas_limit, plan_batches
 from oracle.relayer.confirmer import Confirmer
 from oracle.relayer.store import RelayerStore
 from oracle.settings import Settings
@@ -33,7 +46,7 @@ from oracle.types import HealthCode, HealthProblem, RequestStatus
 
 log = structlog.get_logger(__name__)
 
-SEND_BATCH = 64
+SEND_BATCH = 512  # ready rows read per round
 # Simulation failures that mean "wait and try again" rather than "this request is done".
 # NotAssignedNode: inside another node's exclusive window, which passes.
 # ChallengeWindowOpen: simulated a block early; the window closes.
@@ -103,12 +116,67 @@ class Broadcaster:
 
     # -- sending ---------------------------------------------------------------------
     def send_ready(self, head: Head) -> int:
-        """Sign and send every ready request; how many were sent."""
-        return sum(
-            1
-            for row in self.store.requests_ready_to_send(SEND_BATCH, head.number)
-            if self.send(row, head)
+        """Sign and send every ready request: those answered through ``fulfill`` in batches
+        when there are several, the rest alone; how many transactions were sent."""
+        rows = self.store.requests_ready_to_send(SEND_BATCH, head.number)
+        together = [row for row in rows if is_batchable(row)]
+        alone = [row for row in rows if not is_batchable(row)]
+        sent = 0
+        if len(together) > 1 and self.settings.relayer.batch_max_items > 1:
+            for batch in plan_batches(together, self.settings.relayer):
+                sent += self.send_batch(batch, head)
+        else:
+            alone = together + alone
+        return sent + sum(1 for row in alone if self.send(row, head))
+
+    def send_batch(self, rows: list[InferenceRequest], head: Head) -> int:
+        """One ``fulfillBatch`` for ``rows`` (a plan within the gas budget), simulated at the
+        gas limit it will carry; answers the simulation rejects go alone instead (their own
+        simulation says why). How many transactions were sent."""
+        if len(rows) == 1:
+            return int(self.send(rows[0], head))
+        try:
+            rejected = set(self._simulate_batch(rows))
+        except (Web3Exception, ValueError) as exc:
+            revert = revert_from_exception(exc)
+            if revert is None:
+                raise  # an RPC problem: retry on the next tick
+            # The batch as a whole was refused (we are not an active node): each row's own
+            # simulation records the verdict.
+            self.log.warning("relayer.batch_refused", error=revert.name, rows=len(rows))
+            return sum(1 for row in rows if self.send(row, head))
+        sent = sum(1 for i in sorted(rejected) if self.send(rows[i], head))
+        good = [row for i, row in enumerate(rows) if i not in rejected]
+        if len(good) < 2:
+            return sent + sum(1 for row in good if self.send(row, head))
+        call = rows_call(self.coordinator, good, 0)
+        nonce = self.nonce if self.nonce is not None else self.initial_nonce()
+        signed = self.attempts.sign(
+            nonce=nonce,
+            to=self.coordinator.address,
+            gas_limit=batch_gas_limit(good, call.data, self.settings.relayer),
+            fees=self.attempts.fees(head),
+            data=call.data,
         )
+        self.store.save_batch(good, signed)  # raises if a row changed: nothing saved
+        self.nonce = nonce + 1
+        crash_point("relayer.after_sign")
+        self.broadcast(
+            signed.tx_hash, signed.raw, head, self.log.bind(batch=[r.request_id for r in good])
+        )
+        return sent + 1
+
+    def _simulate_batch(self, rows: list[InferenceRequest]) -> list[int]:
+        """Indexes of the answers ``fulfillBatch`` would reject now, at the gas it will carry."""
+        call = rows_call(self.coordinator, rows, 0)
+        tx: dict[str, Any] = {
+            "from": self.sender,
+            "to": self.coordinator.address,
+            "data": call.data,
+            "gas": batch_gas_limit(rows, call.data, self.settings.relayer),
+        }
+        result = self.w3.eth.call(tx, "latest")  # type: ignore[arg-type]
+        return rejected_items(bytes(result), len(rows))
 
     def _still_open(self, row: InferenceRequest) -> bool:
         """The request still waits for this row's next move on chain: open for an answer, or

@@ -1,8 +1,9 @@
 """The confirmer: what the chain says happened to our transactions and requests.
 
 What it guarantees: a transaction with a receipt is taken as mined, then, at
-``confirmations`` deep, settled: a confirmed fulfilment closes its request (confirmed, or
-errored when the answer was an error), a reverted one re-opens it for another try until
+``confirmations`` deep, settled: a confirmed fulfilment closes its requests (confirmed, or
+errored when the answer was an error; a batch's answer the Coordinator rejected on its own
+counts as reverted), a reverted one re-opens them for another try until
 :data:`MAX_REVERTED_ATTEMPTS`, then abandons it. Until ``finality_depth`` it keeps
 watching confirmed transactions: one whose receipt vanished in a reorg goes back to
 signed (the same bytes go out again) and its request is open again. A request the chain no
@@ -22,6 +23,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from oracle.chain.batch import rejected_in_receipt
 from oracle.chain.client import CoordinatorClient
 from oracle.db import InferenceRequest, Transaction
 from oracle.db.models import utcnow
@@ -34,6 +36,16 @@ from oracle.types import RequestStatus
 log = structlog.get_logger(__name__)
 
 MAX_REVERTED_ATTEMPTS = 3
+
+
+def reverted(row: InferenceRequest) -> dict[str, Any]:
+    """A fulfilment of ``row`` reverted (or, in a batch, was rejected): it is re-checked
+    against the chain and tried again, until :data:`MAX_REVERTED_ATTEMPTS`."""
+    reverts = row.fulfil_reverts + 1
+    if reverts >= MAX_REVERTED_ATTEMPTS:
+        error = (row.error or "") + " | fulfilment reverted on chain"
+        return {"fulfil_reverts": reverts, "status": RequestStatus.ABANDONED.value, "error": error}
+    return {"fulfil_reverts": reverts, "status": ready_status(row)}
 
 
 def answered_status(row: InferenceRequest) -> str:
@@ -90,49 +102,51 @@ class Confirmer:
                     "proof_deadline": answer.proof_deadline,
                 }
 
-            row = self.store.settle(tx.id, block, True, on_chain)
-            if row is not None:
+            for row in self.store.settle(tx.id, block, True, on_chain):
                 rlog.info(
                     "relayer.posted",
                     request_id=row.request_id,
                     challenge_deadline=answer.challenge_deadline,
                 )
             return
-        if succeeded:
-            events = self.coordinator.fulfilled_in_receipt(receipt)
-            callback = bool(events[0]["callbackSucceeded"]) if events else None
-
-            def confirmed(row: InferenceRequest) -> dict[str, Any]:
-                return {
-                    "callback_succeeded": callback,
-                    "confirmed_at": utcnow(),
-                    "status": answered_status(row),
-                }
-
-            row = self.store.settle(tx.id, block, True, confirmed)
-            if row is not None:
-                rlog.info(
-                    "relayer.confirmed", request_id=row.request_id, callback_succeeded=callback
+        if not succeeded:
+            for row in self.store.settle(tx.id, block, False, reverted):
+                rlog.warning(
+                    "relayer.reverted", request_id=row.request_id, reverted=row.fulfil_reverts + 1
                 )
             return
+        # One InferenceFulfilled per answer that landed; in a batch, an answer refused on its
+        # own has an AnswerRejected instead and is tried again (re-checked against the chain).
+        callbacks = {
+            int(ev["requestId"]): bool(ev["callbackSucceeded"])
+            for ev in self.coordinator.fulfilled_in_receipt(receipt)
+        }
+        rejected = rejected_in_receipt(self.coordinator, receipt)
 
-        def reverted(row: InferenceRequest) -> dict[str, Any]:
-            reverts = row.fulfil_reverts + 1
-            if reverts >= MAX_REVERTED_ATTEMPTS:
-                error = (row.error or "") + " | fulfilment reverted on chain"
-                return {
-                    "fulfil_reverts": reverts,
-                    "status": RequestStatus.ABANDONED.value,
-                    "error": error,
-                }
-            # re-checked against the chain before it is sent again
-            return {"fulfil_reverts": reverts, "status": ready_status(row)}
+        def landed(row: InferenceRequest) -> dict[str, Any]:
+            if row.request_id in rejected and row.request_id not in callbacks:
+                return reverted(row)
+            return {
+                "callback_succeeded": callbacks.get(row.request_id),
+                "confirmed_at": utcnow(),
+                "status": answered_status(row),
+            }
 
-        row = self.store.settle(tx.id, block, False, reverted)
-        if row is not None:
-            rlog.warning(
-                "relayer.reverted", request_id=row.request_id, reverted=row.fulfil_reverts + 1
-            )
+        for row in self.store.settle(tx.id, block, True, landed):
+            if row.request_id in callbacks or row.request_id not in rejected:
+                rlog.info(
+                    "relayer.confirmed",
+                    request_id=row.request_id,
+                    callback_succeeded=callbacks.get(row.request_id),
+                )
+            else:
+                why = rejected[row.request_id]
+                rlog.warning(
+                    "relayer.answer_rejected",
+                    request_id=row.request_id,
+                    error=why.name if why is not None else "out of gas",
+                    rejected=row.fulfil_reverts + 1,
+                )
 
     def unmined(self, tx: Transaction) -> None:
         """A reorg took our mined tx out: the same bytes go again. If it had already been

@@ -19,7 +19,7 @@ import structlog
 from oracle.chain.client import CoordinatorClient
 from oracle.db import Transaction
 from oracle.db.models import utcnow
-from oracle.relayer.attempts import FILLER_GAS, AttemptBuilder, Head, answer_call
+from oracle.relayer.attempts import FILLER_GAS, AttemptBuilder, Head, rows_call
 from oracle.relayer.broadcaster import Broadcaster
 from oracle.relayer.store import RelayerStore
 from oracle.settings import Settings
@@ -84,8 +84,8 @@ class Resender:
 
         False when the tx no longer answers a request (the request was reorged or re-sent):
         it then only holds its nonce, and the same bytes are re-broadcast."""
-        row = self.store.request_answered_by(tx.id)
-        if row is None:
+        rows = self.store.requests_answered_by(tx.id)
+        if not rows:
             return False
         fees = self.attempts.replacement_fees(head, tx)
         value = int(tx.value or 0)
@@ -94,10 +94,10 @@ class Resender:
             to=self.coordinator.address,
             gas_limit=tx.gas_limit,
             fees=fees,
-            data=answer_call(self.coordinator, row, value).data,
+            data=rows_call(self.coordinator, rows, value).data,
             value=value,
         )
-        if not self.store.save_replacement(tx, row, signed):
+        if not self.store.save_replacement(tx, rows, signed):
             return False  # the row or tx moved on meanwhile: keep the nonce's current bytes
         self.log.warning(
             "relayer.fee_bumped",
@@ -108,7 +108,7 @@ class Resender:
             priority=fees.priority,
         )
         self.broadcaster.broadcast(
-            signed.tx_hash, signed.raw, head, self.log.bind(request_pk=row.id)
+            signed.tx_hash, signed.raw, head, self.log.bind(request_pks=[r.id for r in rows])
         )
         return True
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from oracle.db import Database, InferenceRequest, Transaction
@@ -76,7 +76,10 @@ class RelayerStore(Protocol):
     def txs_awaiting_receipt(self) -> list[Transaction]: ...
     def txs_holding_nonces_from(self, nonce: int) -> dict[int, Transaction]: ...
     def confirmed_txs_not_yet_final(self, final_below: int) -> list[Transaction]: ...
-    def request_answered_by(self, tx_id: int) -> InferenceRequest | None: ...
+    def requests_answered_by(self, tx_id: int) -> list[InferenceRequest]:
+        """The rows a transaction answers (several for a batch), by id."""
+        ...
+
     def own_tx_with_hash(self, tx_hash: str, nonce: int | None) -> Transaction | None:
         """Our transaction whose current or replaced hash is ``tx_hash``."""
         ...
@@ -87,15 +90,20 @@ class RelayerStore(Protocol):
         Raises TransactionError (saving nothing) if the row changed."""
         ...
 
+    def save_batch(self, rows: list[InferenceRequest], attempt: SignedAttempt) -> int:
+        """Save one signed tx answering all ``rows`` and mark each submitted, in one
+        transaction; the tx id. Raises TransactionError (saving nothing) if any row changed."""
+        ...
+
     def save_filler(self, attempt: SignedAttempt, stale_id: int | None) -> None:
         """Save a nonce-gap filler, reusing the stale tx row of its nonce if there is one
         (requests pointing at that row are detached)."""
         ...
 
     def save_replacement(
-        self, tx: Transaction, row: InferenceRequest, attempt: SignedAttempt
+        self, tx: Transaction, rows: list[InferenceRequest], attempt: SignedAttempt
     ) -> bool:
-        """Replace ``tx``'s bytes (fee bump) if it and the row it answers are unchanged."""
+        """Replace ``tx``'s bytes (fee bump) if it and the rows it answers are unchanged."""
         ...
 
     def mark_broadcast(self, tx_hash: str, block: int) -> None: ...
@@ -104,18 +112,18 @@ class RelayerStore(Protocol):
     def move_mined_block(self, tx_id: int, block: int) -> None: ...
     def settle(
         self, tx_id: int, block: int, succeeded: bool, values: RequestValues
-    ) -> InferenceRequest | None:
-        """Record the tx as confirmed or reverted and write ``values(row)`` to the
-        submitted row it answers; that row as read if written, else None."""
+    ) -> list[InferenceRequest]:
+        """Record the tx as confirmed or reverted and write ``values(row)`` to each
+        submitted row it answers; those rows as read, where written."""
         ...
 
     def reopen(self, tx_id: int) -> str | None:
-        """A reorg took the tx out: back to signed; an answered row it answers goes back to
+        """A reorg took the tx out: back to signed; the answered rows it answers go back to
         submitted. The tx's former status, or None if there is no such tx."""
         ...
 
     def mark_dropped(self, tx_id: int) -> None:
-        """Another tx used the nonce: the submitted row it answered is ready again."""
+        """Another tx used the nonce: the submitted rows it answered are ready again."""
         ...
 
     def record_own_fulfilment(
@@ -214,11 +222,9 @@ class SqlRelayerStore:
             Transaction.status == TxStatus.CONFIRMED.value, Transaction.mined_block > final_below
         )
 
-    def request_answered_by(self, tx_id: int) -> InferenceRequest | None:
+    def requests_answered_by(self, tx_id: int) -> list[InferenceRequest]:
         with self.db.session() as s:
-            return s.scalars(
-                select(InferenceRequest).where(InferenceRequest.fulfil_tx_id == tx_id)
-            ).first()
+            return self._answered_by(s, tx_id)
 
     def own_tx_with_hash(self, tx_hash: str, nonce: int | None) -> Transaction | None:
         where = Transaction.nonce == nonce if nonce is not None else Transaction.tx_hash == tx_hash
@@ -244,6 +250,19 @@ class SqlRelayerStore:
             )
             if not submitted:  # rolls back the transaction row too: nothing was sent
                 raise TransactionError(f"request row {row.id} changed while signing")
+            return tx.id
+
+    def save_batch(self, rows: list[InferenceRequest], attempt: SignedAttempt) -> int:
+        with self.db.session() as s:
+            tx = self._new_tx(attempt)
+            s.add(tx)
+            s.flush()
+            now = utcnow()
+            for row in rows:
+                values = {"status": RequestStatus.SUBMITTED.value, "fulfil_tx_id": tx.id}
+                if not _same_row(s, row, submitted_at=now, **values):
+                    # rolls back the transaction row and every row before: nothing was sent
+                    raise TransactionError(f"request row {row.id} changed while signing")
             return tx.id
 
     def _new_tx(self, attempt: SignedAttempt) -> Transaction:
@@ -288,18 +307,22 @@ class SqlRelayerStore:
             tx.mined_block = None
 
     def save_replacement(
-        self, tx: Transaction, row: InferenceRequest, attempt: SignedAttempt
+        self, tx: Transaction, rows: list[InferenceRequest], attempt: SignedAttempt
     ) -> bool:
-        still_answers = exists().where(
-            InferenceRequest.id == row.id,
-            InferenceRequest.fulfil_tx_id == tx.id,
-            InferenceRequest.status == row.status,
-            InferenceRequest.block_hash == row.block_hash,
-        )
         with self.db.session() as s:
+            now = {
+                r.id: (r.status, r.block_hash)
+                for r in s.execute(
+                    select(
+                        InferenceRequest.id, InferenceRequest.status, InferenceRequest.block_hash
+                    ).where(InferenceRequest.fulfil_tx_id == tx.id)
+                )
+            }
+            if not rows or any(now.get(r.id) != (r.status, r.block_hash) for r in rows):
+                return False  # a row it answers moved on: keep the nonce's current bytes
             result = s.execute(
                 update(Transaction)
-                .where(Transaction.id == tx.id, Transaction.tx_hash == tx.tx_hash, still_answers)
+                .where(Transaction.id == tx.id, Transaction.tx_hash == tx.tx_hash)
                 .values(
                     replaced_hashes=[*(tx.replaced_hashes or []), tx.tx_hash],
                     tx_hash=attempt.tx_hash,
@@ -341,23 +364,28 @@ class SqlRelayerStore:
 
     def settle(
         self, tx_id: int, block: int, succeeded: bool, values: RequestValues
-    ) -> InferenceRequest | None:
+    ) -> list[InferenceRequest]:
         with self.db.session() as s:
             tx = s.get(Transaction, tx_id)
             if tx is None:
-                return None
+                return []
             tx.mined_block = block
             tx.status = TxStatus.CONFIRMED.value if succeeded else TxStatus.REVERTED.value
-            row = self._answered_by(s, tx_id)
-            if row is None or row.status != RequestStatus.SUBMITTED.value:
-                return None  # the row moved on (reorged away, re-sent)
-            return row if _same_row(s, row, **values(row)) else None
+            # A row that moved on (reorged away, re-sent) is left as it is.
+            rows = [
+                r for r in self._answered_by(s, tx_id) if r.status == RequestStatus.SUBMITTED.value
+            ]
+            return [row for row in rows if _same_row(s, row, **values(row))]
 
     @staticmethod
-    def _answered_by(s: Session, tx_id: int) -> InferenceRequest | None:
-        return s.scalars(
-            select(InferenceRequest).where(InferenceRequest.fulfil_tx_id == tx_id)
-        ).first()
+    def _answered_by(s: Session, tx_id: int) -> list[InferenceRequest]:
+        return list(
+            s.scalars(
+                select(InferenceRequest)
+                .where(InferenceRequest.fulfil_tx_id == tx_id)
+                .order_by(InferenceRequest.id)
+            )
+        )
 
     def reopen(self, tx_id: int) -> str | None:
         with self.db.session() as s:
@@ -367,9 +395,9 @@ class SqlRelayerStore:
             was = tx.status
             tx.status = TxStatus.SIGNED.value
             tx.mined_block = None
-            row = self._answered_by(s, tx_id)
-            if row is not None and row.status in ANSWERED:
-                _same_row(s, row, status=RequestStatus.SUBMITTED.value, confirmed_at=None)
+            for row in self._answered_by(s, tx_id):
+                if row.status in ANSWERED:
+                    _same_row(s, row, status=RequestStatus.SUBMITTED.value, confirmed_at=None)
             return was
 
     def mark_dropped(self, tx_id: int) -> None:
@@ -378,9 +406,9 @@ class SqlRelayerStore:
             if tx is None:
                 return
             tx.status = TxStatus.DROPPED.value
-            row = self._answered_by(s, tx_id)
-            if row is not None and row.status == RequestStatus.SUBMITTED.value:
-                _same_row(s, row, status=ready_status(row))  # re-checked against the chain
+            for row in self._answered_by(s, tx_id):
+                if row.status == RequestStatus.SUBMITTED.value:
+                    _same_row(s, row, status=ready_status(row))  # re-checked against the chain
 
     def record_own_fulfilment(
         self, row: InferenceRequest, tx_id: int | None, block: int, values: dict[str, Any]

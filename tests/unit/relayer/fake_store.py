@@ -51,8 +51,10 @@ class FakeStore:
             setattr(row, key, value)
         return True
 
-    def _answered_by(self, tx_id: int) -> InferenceRequest | None:
-        return next((r for r in self.requests.values() if r.fulfil_tx_id == tx_id), None)
+    def _answered_by(self, tx_id: int) -> list[InferenceRequest]:
+        return sorted(
+            (r for r in self.requests.values() if r.fulfil_tx_id == tx_id), key=lambda r: r.id
+        )
 
     # -- queries ---------------------------------------------------------------------
     def highest_nonce(self) -> int | None:
@@ -100,9 +102,8 @@ class FakeStore:
             if t.status == TxStatus.CONFIRMED.value and (t.mined_block or -1) > final_below
         ]
 
-    def request_answered_by(self, tx_id: int) -> InferenceRequest | None:
-        row = self._answered_by(tx_id)
-        return copy(row) if row is not None else None
+    def requests_answered_by(self, tx_id: int) -> list[InferenceRequest]:
+        return [copy(row) for row in self._answered_by(tx_id)]
 
     def own_tx_with_hash(self, tx_hash: str, nonce: int | None) -> Transaction | None:
         for tx in self.txs.values():
@@ -141,6 +142,24 @@ class FakeStore:
         self.txs[tx.id] = tx
         return tx.id
 
+    def save_batch(self, rows: list[InferenceRequest], attempt: SignedAttempt) -> int:
+        tx = self._new_tx(attempt)
+        current = [self.requests.get(row.id) for row in rows]
+        if any(
+            now is None
+            or (now.status, now.block_hash, now.fulfil_tx_id)
+            != (row.status, row.block_hash, row.fulfil_tx_id)
+            for now, row in zip(current, rows, strict=True)
+        ):
+            self.saved.pop()
+            raise TransactionError("a request row changed while signing")
+        for row in rows:
+            self._same_row(
+                row, status=RequestStatus.SUBMITTED.value, fulfil_tx_id=tx.id, submitted_at=utcnow()
+            )
+        self.txs[tx.id] = tx
+        return tx.id
+
     def save_filler(self, attempt: SignedAttempt, stale_id: int | None) -> None:
         stale = self.txs.get(stale_id) if stale_id is not None else None
         if stale is None:
@@ -158,17 +177,19 @@ class FakeStore:
         self.saved.append(attempt.tx_hash)
 
     def save_replacement(
-        self, tx: Transaction, row: InferenceRequest, attempt: SignedAttempt
+        self, tx: Transaction, rows: list[InferenceRequest], attempt: SignedAttempt
     ) -> bool:
-        stored, current = self.txs.get(tx.id), self.requests.get(row.id)
-        if stored is None or stored.tx_hash != tx.tx_hash or current is None:
+        stored = self.txs.get(tx.id)
+        if stored is None or stored.tx_hash != tx.tx_hash or not rows:
             return False
-        if (current.fulfil_tx_id, current.status, current.block_hash) != (
-            tx.id,
-            row.status,
-            row.block_hash,
-        ):
-            return False
+        for row in rows:
+            current = self.requests.get(row.id)
+            if current is None or (current.fulfil_tx_id, current.status, current.block_hash) != (
+                tx.id,
+                row.status,
+                row.block_hash,
+            ):
+                return False
         stored.replaced_hashes = [*(stored.replaced_hashes or []), stored.tx_hash]
         stored.tx_hash, stored.raw = attempt.tx_hash, attempt.raw
         stored.max_fee_per_gas = str(attempt.fees.max_fee)
@@ -197,29 +218,28 @@ class FakeStore:
 
     def settle(
         self, tx_id: int, block: int, succeeded: bool, values: RequestValues
-    ) -> InferenceRequest | None:
+    ) -> list[InferenceRequest]:
         tx = self.txs[tx_id]
         tx.mined_block = block
         tx.status = TxStatus.CONFIRMED.value if succeeded else TxStatus.REVERTED.value
-        row = self._answered_by(tx_id)
-        if row is None or row.status != RequestStatus.SUBMITTED.value:
-            return None
-        seen = copy(row)
-        return seen if self._same_row(seen, **values(seen)) else None
+        seen = [
+            copy(r) for r in self._answered_by(tx_id) if r.status == RequestStatus.SUBMITTED.value
+        ]
+        return [row for row in seen if self._same_row(row, **values(row))]
 
     def reopen(self, tx_id: int) -> str | None:
         tx = self.txs[tx_id]
         was, tx.status, tx.mined_block = tx.status, TxStatus.SIGNED.value, None
-        row = self._answered_by(tx_id)
-        if row is not None and row.status in ANSWERED:
-            self._same_row(copy(row), status=RequestStatus.SUBMITTED.value, confirmed_at=None)
+        for row in self._answered_by(tx_id):
+            if row.status in ANSWERED:
+                self._same_row(copy(row), status=RequestStatus.SUBMITTED.value, confirmed_at=None)
         return was
 
     def mark_dropped(self, tx_id: int) -> None:
         self.txs[tx_id].status = TxStatus.DROPPED.value
-        row = self._answered_by(tx_id)
-        if row is not None and row.status == RequestStatus.SUBMITTED.value:
-            self._same_row(copy(row), status=ready_status(row))
+        for row in self._answered_by(tx_id):
+            if row.status == RequestStatus.SUBMITTED.value:
+                self._same_row(copy(row), status=ready_status(row))
 
     def record_own_fulfilment(
         self, row: InferenceRequest, tx_id: int | None, block: int, values: dict[str, Any]
