@@ -1,15 +1,15 @@
 """The broadcaster: nonces, simulation, and save-then-send.
 
-What it guarantees: a fulfilment is simulated (``eth_call`` and a gas estimate) before it
-is signed; answers that go through ``fulfill`` and are ready together go out as
-``fulfillBatch`` transactions (:mod:`~oracle.relayer.batches`), each simulated once, and an
-answer the simulation rejects goes alone, where its own simulation says what it is; each
-signed transaction takes the next nonce (the larger of the database's and the node's
-pending count), without waiting for earlier ones to be mined; the signed bytes are saved
-and the request rows marked submitted
-in one database transaction *before* the bytes go to the node, so a crash at any point
-leaves either nothing sent or a saved transaction that :meth:`rebroadcast_saved` sends again,
-the same bytes with the same nonce, never a second signature.
+What it guarantees: a fulfilment is simulated (its gas estimate) before it is signed;
+answers that go through ``fulfill`` and are ready together go out as ``fulfillBatch``
+transactions (:mod:`~oracle.relayer.batches`), each simulated once, and an answer the
+simulation rejects goes alone, where its own simulation says what it is; each signed
+transaction takes the next nonce (the larger of the database's and the node's pending
+count), without waiting for earlier ones to be mined; the signed bytes are saved and the
+request rows marked submitted in one database transaction *before* the bytes go to the
+node, so a crash at any point leaves either nothing sent or a saved transaction that
+:meth:`rebroadcast_saved` sends again, the same bytes with the same nonce, never a second
+signature.
 
 What it does not guarantee is delivery: whether the transaction is mined, stays mined, or
 needs a higher fee is the confirmer's and resender's business.
@@ -178,18 +178,11 @@ class Broadcaster:
         result = self.w3.eth.call(tx, "latest")  # type: ignore[arg-type]
         return rejected_items(bytes(result), len(rows))
 
-    def _still_open(self, row: InferenceRequest) -> bool:
-        """The request still waits for this row's next move on chain: open for an answer, or
-        (once we posted an optimistic answer) that answer still unresolved."""
-        if row.claim_node is not None:
-            return self.coordinator.claim_commitment(row.request_id) != bytes(32)
-        return self.coordinator.commitment(row.request_id) != bytes(32)
-
     def send(self, row: InferenceRequest, head: Head) -> bool:
+        """Simulate, sign, save, send one row's call. The gas estimate is the simulation: a
+        request no longer open reverts it with ``RequestNotPending`` (``NoClaim`` for our
+        posted answer), which records what the chain says instead."""
         rlog = self.log.bind(request_id=row.request_id, request_pk=row.id)
-        if not self._still_open(row):
-            self.confirmer.not_pending(row, rlog)
-            return False
         bond = self._node_bond(head) if is_posting(row) else 0
         answer = answer_call(self.coordinator, row, bond)
         data = answer.data
@@ -200,7 +193,6 @@ class Broadcaster:
             "value": answer.value,
         }
         try:
-            self.w3.eth.call(call, "latest")  # type: ignore[arg-type]
             gas = self.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
         except (Web3Exception, ValueError) as exc:
             return self._simulation_failed(row, exc, rlog)

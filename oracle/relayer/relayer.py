@@ -128,13 +128,20 @@ class Relayer:
 
     # -- one round -------------------------------------------------------------------
     def tick(self) -> bool:
-        """Follow pending transactions, then send ready results. True if work is in flight."""
+        """Send ready results, then follow pending transactions. True if work is in flight.
+
+        Sending comes first so a result a worker just woke us for is not held up by receipt
+        reads for earlier transactions (a tick with many in flight reads one receipt each);
+        challenges to our posted answers are read before, so a challenged answer is never
+        sent to be finalised."""
         head = Head(self.w3)
         self.broadcaster.sync_nonce()
         self.broadcaster.rebroadcast_saved(head)
-        in_flight = self._follow(head)
         watching = self.claims.check(head) > 0
         sent = self.broadcaster.send_ready(head)
+        in_flight = self._follow(head)
+        if in_flight:  # a dropped or reverted tx put its rows back: they go in this round
+            sent += self.broadcaster.send_ready(head)
         return in_flight or watching or sent > 0
 
     def _follow(self, head: Head) -> bool:
