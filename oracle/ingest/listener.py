@@ -37,7 +37,7 @@ from oracle.settings import ChainSettings
 
 log = structlog.get_logger(__name__)
 
-Dispatch = Callable[[int], None]
+Dispatch = Callable[[list[int]], None]  # hands new rows to the workers, in one go
 Mirror = Callable[[set[str]], None]
 
 
@@ -141,8 +141,7 @@ class Listener:
                 requests=len(events),
                 new=len(new_rows),
             )
-        for row_id in new_rows:
-            self.dispatch(row_id)
+        self.dispatch(new_rows)
         return PollResult(new_rows, to_block)
 
     # -- helpers ---------------------------------------------------------------------

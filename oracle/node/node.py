@@ -108,7 +108,7 @@ class Node:
             SqlListenerStore(self.db, self.chain_id, coordinator.address, account.address),
             coordinator,
             self.chain_id,
-            self.redispatcher.hand_over,
+            self.redispatcher.hand_over_many,
             mirror=ModelMirror(self.db, coordinator, self._store),
             start_block=_start_block(settings),
         )

@@ -122,7 +122,7 @@ def listener_on(
         store,
         chain.coordinator,
         int(chain.w3.eth.chain_id),
-        (dispatched if dispatched is not None else []).append,
+        (dispatched if dispatched is not None else []).extend,
     )
 
 
