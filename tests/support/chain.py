@@ -40,11 +40,15 @@ def deploy_consumer(w3: Web3, name: str, coordinator: str) -> Any:
 
 
 def signed_request(
-    stack: Stack, nonce: int, values: list[int] | None = None, fee: int | None = None
+    stack: Stack,
+    nonce: int,
+    values: list[int] | None = None,
+    fee: int | None = None,
+    consumer: Any = None,
 ) -> HexBytes:
-    """A request tx from the example consumer, signed but not sent."""
+    """A request tx from the example consumer (or ``consumer``), signed but not sent."""
     account = Account.from_key(REQUESTER_KEY)
-    fn = stack.requester.consumer.functions.requestPrediction(
+    fn = (consumer or stack.requester.consumer).functions.requestPrediction(
         bytes.fromhex(stack.model_id[2:]), values or INPUT, int(Mode.NONE), GAS
     )
     tx = fn.build_transaction(
