@@ -66,6 +66,7 @@ class Confirmer:
         self.sender = sender
         self._watched_head: bytes | None = None
         self._final_below = -1  # confirmed txs mined at or below this block are final
+        self._seen_in: dict[int, tuple[int, bytes]] = {}  # tx id -> block of its receipt
         self.log = log.bind(signer=sender)
 
     def receipt(self, tx: Transaction) -> Any:
@@ -87,6 +88,7 @@ class Confirmer:
         self.settle(tx, receipt)
 
     def settle(self, tx: Transaction, receipt: Any) -> None:
+        self._remember(tx, receipt)
         succeeded = int(receipt["status"]) == 1
         block = int(receipt["blockNumber"])
         rlog = self.log.bind(tx_hash=tx.tx_hash, block=block)
@@ -156,9 +158,15 @@ class Confirmer:
 
     def watch_confirmed(self, head: Head) -> None:
         """A confirmed fulfilment can still be reorged out until it is final: if its
-        receipt vanishes, the same bytes go out again and the request is open again."""
+        receipt vanishes, the same bytes go out again and the request is open again.
+
+        One block header per block holding our young transactions, not one receipt per
+        transaction: a transaction whose receipt we read in a block that still has the same
+        hash is still there. Only the others (their block replaced, or not seen since the
+        node started) have their receipts read."""
         txs = self.store.confirmed_txs_not_yet_final(self._final_below)
         if not txs:
+            self._seen_in.clear()
             return  # nothing young enough to be reorged out: no RPC on an idle tick
         if head.hash == self._watched_head:
             return  # nothing can have changed without a new head block
@@ -167,18 +175,36 @@ class Confirmer:
         txs = [
             tx for tx in txs if tx.mined_block is not None and tx.mined_block > self._final_below
         ]
-        if not txs:
+        self._seen_in = {tx.id: self._seen_in[tx.id] for tx in txs if tx.id in self._seen_in}
+        blocks: dict[int, bytes] = {}
+        suspects: list[Transaction] = []
+        for tx in txs:
+            seen = self._seen_in.get(tx.id)
+            if seen is not None:
+                number, block_hash = seen
+                if number not in blocks:
+                    blocks[number] = bytes(self.w3.eth.get_block(number)["hash"])
+                if blocks[number] == block_hash:
+                    continue  # its block is still on the chain, so is it
+            suspects.append(tx)
+        if not suspects:
             return
         mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")  # type: ignore[arg-type]
-        for tx in txs:  # the nonce was read before the receipts
+        for tx in suspects:  # the nonce was read before the receipts
             receipt = self.receipt(tx)
             if receipt is not None:
+                self._remember(tx, receipt)
                 if int(receipt["blockNumber"]) != tx.mined_block:
                     self.store.move_mined_block(tx.id, int(receipt["blockNumber"]))
                 continue
+            self._seen_in.pop(tx.id, None)
             if mined_nonce > tx.nonce:
                 continue  # the nonce is used on this fork too; the listener sees the request
             self.unmined(tx)
+
+    def _remember(self, tx: Transaction, receipt: Any) -> None:
+        """The block (number, hash) ``tx``'s receipt was read in."""
+        self._seen_in[tx.id] = (int(receipt["blockNumber"]), bytes(receipt["blockHash"]))
 
     # -- requests the chain no longer holds ------------------------------------------
     def not_pending(self, row: InferenceRequest, rlog: Any) -> None:
