@@ -10,7 +10,8 @@ Scenarios (``--scenarios``, comma-separated; each block time gets its own LocalS
     - answer rate / intake rate = (burst / seconds from the burst block to the block of the
       last answer) / (burst / block time) = block time / that span (target >= 0.8). The
       chain took in ``burst`` requests in one block time; 1.0 means the node answered
-      them as fast as the chain delivered them.
+      them as fast as the chain delivered them. Also the relayer's pace during the burst
+      (the gap between consecutive submissions: its cost per answer while never idle).
 * ``steady`` (1 s blocks): ``--rate`` plain requests a second for ``--duration`` seconds,
   sent at even moments (so they land anywhere in a block). Blocks to callback, latency,
   off-chain overhead (fulfilment broadcast - log seen by the node - inference, target
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from sqlalchemy import select
 from web3 import Web3
 
@@ -179,10 +181,10 @@ class Sender:
         self.nonces[account.address] += 1
         return bytes(account.sign_transaction(tx).raw_transaction)
 
-    def send(self, raw: bytes) -> str:
+    def send(self, raw: bytes) -> HexStr:
         return Web3.to_hex(self.w3.eth.send_raw_transaction(raw))
 
-    def resolve(self, hashes: Sequence[str], timeout_s: float = 120) -> list[tuple[int, int]]:
+    def resolve(self, hashes: Sequence[HexStr], timeout_s: float = 120) -> list[tuple[int, int]]:
         """(request id, block) of each sent request, once mined."""
         out: list[tuple[int, int]] = []
         for h in hashes:
@@ -284,6 +286,7 @@ def stage_rows(
                     else broadcast - seen - r.inference_s
                 ),
                 "broadcast": broadcast,
+                "submitted": submitted,
             }
     return out
 
@@ -412,6 +415,17 @@ def summary(run: Run) -> dict[str, Any]:
         out["answer_rate_over_intake_rate"] = bt / span if span > 0 else float("inf")
         out["answers_per_s"] = len(blocks) / span if span > 0 else float("inf")
         out["intake_per_s"] = len(run.requests) / bt
+        # The relayer is busy throughout a burst: the gap between consecutive submissions
+        # is its cost per answer (simulate, sign, save, broadcast, plus receipt following).
+        sent = sorted(run.stage("submitted"))
+        gaps = list(np.diff(sent)) if len(sent) > 1 else []
+        out["relayer_gap_between_submissions_ms"] = {
+            "p50": pct(gaps, 50) * 1000,
+            "p99": pct(gaps, 99) * 1000,
+        }
+        out["relayer_submissions_per_s"] = (
+            (len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 else float("nan")
+        )
     else:
         out["answers_over_requests_in_window"] = window_ratio(run)
     return out
@@ -593,11 +607,15 @@ def plot(runs: list[Run], path: Path) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     ax = axes[0][0]
-    for run in runs:
-        lat = run.latency_s()
-        if lat:
-            ax.hist(np.array(lat) * 1000, bins=40, alpha=0.5, label=run.name)
-    ax.set(title="request block seen -> fulfilment broadcast", xlabel="ms", ylabel="requests")
+    every = [v * 1000 for run in runs for v in run.latency_s() if v > 0]
+    if every:
+        bins = np.geomspace(min(every), max(every), 40)
+        for run in runs:
+            lat = [v * 1000 for v in run.latency_s() if v > 0]
+            if lat:
+                ax.hist(lat, bins=bins, alpha=0.5, label=run.name)
+        ax.set_xscale("log")
+    ax.set(title="request block seen -> fulfilment broadcast", xlabel="ms (log)", ylabel="requests")
     ax.legend()
     ax = axes[0][1]
     for run in runs:
@@ -642,7 +660,8 @@ def plot(runs: list[Run], path: Path) -> None:
         ax.barh(y + i * h, p50, height=h, color=bars.patches[0].get_facecolor(), alpha=1.0)
     ax.set_yticks(y + 0.4 - h / 2, labels)
     ax.invert_yaxis()
-    ax.set(title="where the time goes: p50 (solid) and p99 (light)", xlabel="ms")
+    ax.set_xscale("log")
+    ax.set(title="where the time goes: p50 (solid) and p99 (light)", xlabel="ms (log)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -679,6 +698,12 @@ def main() -> None:
             for s in sums.values()
         )
         print(f"{label:26}{cells}")
+    if b := sums.get("burst 1 s"):
+        gap = b["relayer_gap_between_submissions_ms"]
+        print(
+            f"relayer during the burst: one submission every {gap['p50']:.0f} ms p50 "
+            f"({gap['p99']:.0f} ms p99), {b['relayer_submissions_per_s']:.1f} answers/s"
+        )
     print("\nfigures (issue targets):")
     table = figures(runs, sums)
     for what, got, target, met in table:
