@@ -20,6 +20,8 @@ Scenarios (``--scenarios``, comma-separated; each block time gets its own LocalS
   while Zk requests on the example MLP's circuit (dev SRS) keep the prover busy (two
   outstanding at all times). Figure: plain p99 busy / plain p99 idle (target <= 1.2), on
   the latency from the request's block reaching the bench to the fulfilment's broadcast.
+* between scenarios the chain is mined past the node's finality depth at once (see
+  :func:`settle`), so each starts with no young confirmed transactions to re-check.
 * ``fast`` (250 ms blocks): the steady load; blocks to callback p99 (target <= 2) and
   overhead p99 as a share of a block (target <= 25 %).
 
@@ -379,6 +381,18 @@ def burst(
     return Run("burst 1 s", bt, requests, done, stage_rows(db, done, clock), dict(clock.seen))
 
 
+def settle(stack: LocalStack, clock: BlockClock) -> None:
+    """Mine past the node's finality depth at once (``anvil_mine``) and let two more blocks
+    come, so a scenario does not pay for the one before: on each new head the relayer
+    re-reads the receipt of every confirmed transaction younger than ``finality_depth``."""
+    settings = stack.settings()
+    w3 = connect(settings.chain.rpc_url)
+    depth = settings.chain.finality_depth
+    target = int(w3.eth.block_number) + depth + 1
+    w3.provider.make_request("anvil_mine", [hex(depth + 1)])  # type: ignore[arg-type]
+    clock.at(target + 2)
+
+
 def window_ratio(run: Run) -> float:
     """Answers mined / requests mined over the blocks the requests were mined in."""
     first = min(b for _, b in run.requests)
@@ -460,8 +474,10 @@ def run_scenarios(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
                 sender = Sender.create(coordinator.w3, coordinator, consumer, PLAIN_KEYS)
                 with BlockClock(settings.chain.rpc_url) as clock:
                     steady("warm-up", stack, sender, clock, db, model_id, 2, 3, rng)
+                    settle(stack, clock)
                     if "burst" in wanted:
                         runs.append(burst(stack, sender, clock, db, model_id, args.burst, rng))
+                        settle(stack, clock)
                     if wanted & {"steady", "busy"}:
                         runs.append(
                             steady(
@@ -490,6 +506,7 @@ def run_scenarios(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
                         )
                         stack.serve(done.model_id)
                         extra["zk_onboard_s"] = time.monotonic() - started
+                        settle(stack, clock)
                         zk_sender = Sender.create(coordinator.w3, coordinator, consumer, [ZK_KEY])
                         filler = ZkFiller(zk_sender, done.model_id, done.manifest.input_scale)
                         filler.start()
@@ -524,6 +541,7 @@ def run_scenarios(args: argparse.Namespace) -> tuple[list[Run], dict[str, Any]]:
                 sender = Sender.create(coordinator.w3, coordinator, consumer, PLAIN_KEYS)
                 with BlockClock(settings.chain.rpc_url) as clock:
                     steady("warm-up", stack, sender, clock, db, model_id, 2, 3, rng)
+                    settle(stack, clock)
                     runs.append(
                         steady(
                             "steady 250 ms",
