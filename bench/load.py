@@ -20,10 +20,11 @@ Scenarios (``--scenarios``, comma-separated; each block time gets its own LocalS
   while Zk requests on the example MLP's circuit (dev SRS) keep the prover busy (two
   outstanding at all times). Figure: plain p99 busy / plain p99 idle (target <= 1.2), on
   the latency from the request's block reaching the bench to the fulfilment's broadcast.
-* between scenarios the chain is mined past the node's finality depth at once (see
-  :func:`settle`), so each starts with no young confirmed transactions to re-check.
 * ``fast`` (250 ms blocks): the steady load; blocks to callback p99 (target <= 2) and
   overhead p99 as a share of a block (target <= 25 %).
+
+Between scenarios the chain is mined past the node's finality depth at once (see
+:func:`settle`), so each starts with no young confirmed transactions to re-check.
 
 Block times are those at which the bench first saw each block (polled every 10 ms): anvil's
 timestamps are whole seconds. The per-stage profile comes from the node's own timestamps on
