@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo demo-defi demo-dao demo-optimistic up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas bench-flagship bench-worker contracts clean
+.PHONY: help setup demo demo-defi demo-dao demo-optimistic up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas bench-load bench-flagship bench-worker contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench    latency benchmark against anvil with 1 s blocks"
 	@echo "make bench-zk zk benchmark: proof latency, verifier gas and size, calibration"
 	@echo "make bench-gas gas of request and fulfil (None, Zk, Zk error) with a real proof"
+	@echo "make bench-load bursts and a steady rate on 1 s and 250 ms blocks, per-stage profile, var/bench-load.png"
 	@echo "make bench-flagship the digits model in Zk mode: prove time, prover memory, gas, accuracy"
 	@echo "make bench-worker inference worker time per request (micro-batched) vs bare onnxruntime"
 	@echo "make lint     ruff + mypy"
@@ -128,6 +129,9 @@ bench-zk: setup
 
 bench-gas: setup
 	$(BIN)/python bench/gas.py
+
+bench-load: setup
+	$(BIN)/python bench/load.py
 
 bench-flagship: setup
 	$(BIN)/python bench/flagship.py

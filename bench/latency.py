@@ -89,12 +89,16 @@ def main() -> None:
         overheads: list[float] = []
         inference: list[float] = []
         with db.session() as s:
-            for row, tx in s.execute(
-                select(InferenceRequest, Transaction).join(
-                    Transaction, Transaction.id == InferenceRequest.fulfil_tx_id
-                )
-            ):
-                if tx.broadcast_at is None or row.inference_s is None:
+            # Rows and transactions read separately: a join would let InferenceRequest's
+            # ``fulfilled_block`` column_property correlate its subquery's FROM away.
+            rows = list(s.scalars(select(InferenceRequest)))
+            tx_ids = [r.fulfil_tx_id for r in rows if r.fulfil_tx_id is not None]
+            txs = {
+                t.id: t for t in s.scalars(select(Transaction).where(Transaction.id.in_(tx_ids)))
+            }
+            for row in rows:
+                tx = txs.get(row.fulfil_tx_id) if row.fulfil_tx_id is not None else None
+                if tx is None or tx.broadcast_at is None or row.inference_s is None:
                     continue
                 total = (tx.broadcast_at - row.seen_at).total_seconds()
                 overheads.append(total - row.inference_s)

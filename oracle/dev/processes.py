@@ -141,6 +141,7 @@ class Anvil(ManagedProcess):
         port: int | None = None,
         block_time: float | None = None,
         chain_id: int = 31337,
+        gas_limit: int | None = None,
     ) -> None:
         self.port = port or free_port()
         self.chain_id = chain_id
@@ -156,6 +157,8 @@ class Anvil(ManagedProcess):
         ]
         if block_time:
             argv += ["--block-time", str(block_time)]
+        if gas_limit is not None:
+            argv += ["--gas-limit", str(gas_limit)]  # anvil's default block holds 30M
         super().__init__(argv, log_path)
 
     @property

@@ -67,12 +67,14 @@ class LocalStack:
         start_watcher: bool = False,
         poll_interval_s: float = 0.1,
         config_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        block_gas_limit: int | None = None,
     ) -> None:
         """``db_url`` defaults to SQLite in ``workdir``; with ``redis_url`` no redis-server
         is started (the caller runs one); ``block_time`` None is automine;
         ``poll_interval_s`` is how often the node polls the chain and receipts;
         ``config_overrides`` are merged, per section, into the config file written;
-        ``start_watcher`` also runs ``oracle watch`` (dev ``WATCHER_KEY``)."""
+        ``start_watcher`` also runs ``oracle watch`` (dev ``WATCHER_KEY``);
+        ``block_gas_limit`` overrides anvil's (the load bench mines 200 requests in a block)."""
         self.workdir = workdir.resolve()
         self.block_time = block_time
         self.anvil_port = anvil_port
@@ -88,6 +90,7 @@ class LocalStack:
         self._start_watcher = start_watcher
         self.poll_interval_s = poll_interval_s
         self.config_overrides = dict(config_overrides or {})
+        self.block_gas_limit = block_gas_limit
         self.anvil: Anvil | None = None
         self.redis: RedisServer | None = None
         self.worker: OracleProcess | None = None
@@ -125,7 +128,12 @@ class LocalStack:
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         compile_contracts()
-        self.anvil = Anvil(self.workdir / "anvil.log", self.anvil_port, self.block_time)
+        self.anvil = Anvil(
+            self.workdir / "anvil.log",
+            self.anvil_port,
+            self.block_time,
+            gas_limit=self.block_gas_limit,
+        )
         self.anvil.start()
         w3 = self.anvil.w3()
         self.deployment = deploy_stack(w3, self.owner, self.anvil.url, self.coordinator_params)
