@@ -14,7 +14,6 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_typing import HexStr
-from web3 import Web3
 
 from oracle.chain.artifacts import all_abis, decode_revert
 from oracle.chain.client import CoordinatorClient, RequestStruct, RevertError
@@ -63,18 +62,11 @@ def rejected_in_receipt(
 ) -> dict[int, RevertError | None]:
     """Request id -> why its answer was rejected (None when it ran out of gas, no data), for
     every ``AnswerRejected`` in a receipt."""
-    event = coordinator.contract.events.AnswerRejected()
     out: dict[int, RevertError | None] = {}
-    for log in receipt["logs"]:
-        if Web3.to_checksum_address(log["address"]) != coordinator.address:
-            continue
-        try:
-            ev = event.process_log(log)
-        except Exception:
-            continue
-        reason = bytes(ev["args"]["reason"])
+    for args in coordinator.codecs["AnswerRejected"].in_receipt(receipt, coordinator.address):
+        reason = bytes(args["reason"])
         decoded = decode_revert(reason, all_abis()) if reason else None
-        out[int(ev["args"]["requestId"])] = (
+        out[int(args["requestId"])] = (
             RevertError(decoded[0], decoded[1], reason) if decoded is not None else None
         )
     return out

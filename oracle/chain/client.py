@@ -18,6 +18,7 @@ from web3.logs import DISCARD
 from web3.types import LogReceipt
 
 from oracle.chain.artifacts import abi_type, all_abis, decode_revert, load_artifact
+from oracle.chain.events import EventCodec
 from oracle.chain.optimistic import Challenge, ClaimStruct, OptimisticConfig, PostedAnswer
 from oracle.errors import ChainError
 from oracle.types import Mode, ModelId, RequestId, model_id_from_bytes
@@ -124,6 +125,16 @@ class CoordinatorClient:
         self.contract: Contract = w3.eth.contract(
             address=self.address, abi=load_artifact("Coordinator").abi
         )
+        self.codecs = {
+            name: EventCodec(self.contract.abi, name)  # type: ignore[arg-type]
+            for name in (
+                "InferenceRequested",
+                "RequestAssigned",
+                "RequestReopened",
+                "InferenceFulfilled",
+                "AnswerRejected",
+            )
+        }
         self._requested = self.contract.events.InferenceRequested()
         self._fulfilled = self.contract.events.InferenceFulfilled()
         self._assigned = self.contract.events.RequestAssigned()
@@ -163,7 +174,7 @@ class CoordinatorClient:
         for log in logs:
             topic = "0x" + bytes(log["topics"][0]).hex().removeprefix("0x")
             if topic == self.assigned_topic:
-                args = self._assigned.process_log(log)["args"]
+                args = self.codecs["RequestAssigned"].args(log)
                 key = ("0x" + bytes(log["transactionHash"]).hex(), int(args["requestId"]))
                 assigned[key] = (
                     Web3.to_checksum_address(args["node"]),
@@ -181,8 +192,8 @@ class CoordinatorClient:
         ]
 
     def decode_requested(self, log: LogReceipt, reopened: bool = False) -> RequestedEvent:
-        ev = (self._reopened if reopened else self._requested).process_log(log)
-        return self._requested_event(ev, reopened)
+        codec = self.codecs["RequestReopened" if reopened else "InferenceRequested"]
+        return self._requested_event({**log, "args": codec.args(log)}, reopened)
 
     @staticmethod
     def _requested_event(ev: Any, reopened: bool) -> RequestedEvent:
@@ -204,16 +215,7 @@ class CoordinatorClient:
 
     def fulfilled_in_receipt(self, receipt: Any) -> list[dict[str, Any]]:
         """Decoded ``InferenceFulfilled`` events of one receipt."""
-        out: list[dict[str, Any]] = []
-        for log in receipt["logs"]:
-            if Web3.to_checksum_address(log["address"]) != self.address:
-                continue
-            try:
-                ev = self._fulfilled.process_log(log)
-            except Exception:
-                continue
-            out.append(dict(ev["args"]))
-        return out
+        return self.codecs["InferenceFulfilled"].in_receipt(receipt, self.address)
 
     def fulfilment_of(self, request_id: int, from_block: int) -> dict[str, Any] | None:
         """The latest ``InferenceFulfilled`` of a request on the current chain, or None:
