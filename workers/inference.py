@@ -52,7 +52,6 @@ CLAIMABLE = (RequestStatus.SEEN.value, RequestStatus.QUEUED.value)
 PROVEN_MODES = (Mode.ZK, Mode.OPTIMISTIC)
 _INT64_SAFE_BITS = 62  # |x| < 2**62 compares exactly in int64 without overflow
 _TWO_255 = float(2**255)
-_NEXT_ATTEMPT = InferenceRequest.attempts + 1  # built once: most jobs only read a status
 
 
 @dataclass(frozen=True)
@@ -298,7 +297,7 @@ class InferenceService:
         return alone
 
     def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
-        return rows.claim(self.db, row_id, CLAIMABLE, attempts=_NEXT_ATTEMPT)
+        return rows.claim(self.db, row_id, CLAIMABLE, "attempts")
 
     def _unserved(self, row_id: int, reason: str, bound: Any) -> Outcome:
         bound.warning("inference.unserved", reason=reason)

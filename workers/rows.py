@@ -106,41 +106,53 @@ def status_of(db: Database, row_id: int) -> str | None:
     sql, positional = _status_sql(dialect)
     params: tuple[int] | dict[str, int] = (row_id,) if positional else {"row_id": row_id}
     dbapi_error: type[DBAPIModule.Error] = dialect.loaded_dbapi.Error
-    conn = db.engine.raw_connection()
     try:
-        cursor = conn.cursor()
+        conn = db.engine.raw_connection()
         try:
-            cursor.execute(sql, params)
-            found = cursor.fetchone()
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, params)
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+        except dbapi_error as exc:
+            if dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                conn.invalidate(exc)  # not handed out again
+            raise
         finally:
-            cursor.close()
+            conn.close()
     except dbapi_error as exc:
-        if dialect.is_disconnect(exc, conn.dbapi_connection, None):
-            conn.invalidate(exc)
         raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
-    finally:
-        conn.close()
     return None if found is None else str(found[0])
 
 
+@lru_cache(maxsize=16)
+def _claim(statuses: tuple[str, ...], increment: str, columns: tuple[str, ...]) -> Update:
+    """``UPDATE requests SET <increment> = <increment> + 1, <columns> WHERE id = :row AND
+    status IN <statuses> RETURNING *``, with one parameter per column (``v_<column>``)."""
+    return (
+        update(REQUESTS)
+        .where(_c.id == bindparam("v_row"), _c.status.in_(statuses))
+        .values({increment: _c[increment] + 1, **{n: bindparam(f"v_{n}") for n in columns}})
+        .returning(REQUESTS)
+    )
+
+
 def claim(
-    db: Database, row_id: int, statuses: Collection[str], **counters: Any
+    db: Database, row_id: int, statuses: Collection[str], increment: str, **values: Any
 ) -> tuple[InferenceRequest, ModelRecord | None] | None:
-    """Take the row if it is in one of ``statuses`` (writing ``counters``); return it and
-    its model record, detached, or None when another task has it or it moved on.
+    """Take the row if it is in one of ``statuses``, adding one to its ``increment`` column
+    (its attempt count) and writing ``values``; return it and its model record, detached,
+    or None when another task has it or it moved on.
 
     A plain read comes first: a job whose row a batch already ran (most jobs, when
     requests arrive together) leaves without taking the database's write lock. The
     conditional update still decides, and returns the row as it wrote it."""
     if status_of(db, row_id) not in statuses:
         return None
+    statement = _claim(tuple(statuses), increment, tuple(values))
     with db.engine.begin() as conn:
-        row = conn.execute(
-            update(REQUESTS)
-            .where(_c.id == row_id, _c.status.in_(tuple(statuses)))
-            .values(counters)
-            .returning(REQUESTS)
-        ).first()
+        row = conn.execute(statement, {"v_row": row_id, **_named(values)}).first()
         if row is None:
             return None
         record = conn.execute(_RECORD, {"b_model_id": row.model_id}).first()
@@ -206,26 +218,32 @@ def _named(values: dict[str, Any]) -> dict[str, Any]:
 def finish_many(
     db: Database, results: Sequence[tuple[int, dict[str, Any]]], statuses: Collection[str]
 ) -> list[bool]:
-    """:func:`finish` for each ``(row_id, values)``, in one transaction of two statements:
-    one conditional update decides, row by row, which rows are still in ``statuses`` (and
-    holds them until the commit), then one executemany writes each of those its own
-    values, under the same condition. True for each row that was written. Every
-    ``values`` must name the same columns."""
+    """:func:`finish` for each ``(row_id, values)``, in one transaction; True for each row
+    that was written. Every ``values`` must name the same columns.
+
+    One executemany writes each row its own values under its own condition (its status
+    in ``statuses``). When every row was still there (the usual case, told by the summed
+    row count) that is all; otherwise it is rolled back and redone in two statements, so
+    each row's fate is known: one conditional update decides, row by row, which rows are
+    still in ``statuses`` (and holds them until the commit), then the executemany writes
+    those."""
     if not results:
         return []
-    ids = [row_id for row_id, _ in results]
     now = utcnow()
     keys = tuple(statuses)
-    with db.engine.begin() as conn:
-        won = set(
-            conn.execute(_HOLD, {"b_ids": ids, "b_statuses": list(keys), "b_now": now}).scalars()
-        )
-        if won:
-            columns = (*results[0][1], "updated_at")
-            params = [
-                {"v_row": row_id, "v_updated_at": now, **_named(values)}
-                for row_id, values in results
-                if row_id in won
-            ]
-            conn.execute(_write(columns, keys), params)
-    return [row_id in won for row_id in ids]
+    statement = _write((*results[0][1], "updated_at"), keys)
+    params = {
+        row_id: {"v_row": row_id, "v_updated_at": now, **_named(values)}
+        for row_id, values in results
+    }
+    with db.engine.connect() as conn:
+        with conn.begin() as transaction:
+            if int(conn.execute(statement, list(params.values())).rowcount) == len(params):
+                return [True] * len(results)
+            transaction.rollback()
+        with conn.begin():
+            hold = {"b_ids": list(params), "b_statuses": list(keys), "b_now": now}
+            won = set(conn.execute(_HOLD, hold).scalars())
+            if won:
+                conn.execute(statement, [p for row_id, p in params.items() if row_id in won])
+    return [row_id in won for row_id, _ in results]
