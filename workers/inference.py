@@ -9,9 +9,9 @@ with an error: the row is left ``unserved`` for a node that holds it.
 Micro-batching: a job on its row's first attempt also claims up to ``worker.batch_size - 1``
 other queued, never-claimed rows for the same model (``rows.claim_batch``) and runs them
 all as one onnxruntime batch; inputs are checked and converted to and from fixed point for
-the whole batch at once, and each row gets its own result or error, written by its own
-conditional update (one statement claims the batch, one executemany writes the results).
-The other rows' own jobs, when they arrive, find their rows done and
+the whole batch at once, and each row gets its own result or error, written under its own
+condition (one statement claims the batch, one executemany writes the results: see
+``workers.rows``). The other rows' own jobs, when they arrive, find their rows done and
 skip. A row that was ever claimed (a batch that crashed its worker, a redelivery) is never
 batched again: its own job runs it alone, so a poison request takes down only itself once
 its attempts run out.
