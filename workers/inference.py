@@ -9,8 +9,9 @@ with an error: the row is left ``unserved`` for a node that holds it.
 Micro-batching: a job on its row's first attempt also claims up to ``worker.batch_size - 1``
 other queued, never-claimed rows for the same model (``rows.claim_batch``) and runs them
 all as one onnxruntime batch; inputs are checked and converted to and from fixed point for
-the whole batch at once, and each row gets its own result or error, written by its own
-conditional update. The other rows' own jobs, when they arrive, find their rows done and
+the whole batch at once, and each row gets its own result or error, written under its own
+condition (one statement claims the batch, one executemany writes the results: see
+``workers.rows``). The other rows' own jobs, when they arrive, find their rows done and
 skip. A row that was ever claimed (a batch that crashed its worker, a redelivery) is never
 batched again: its own job runs it alone, so a poison request takes down only itself once
 its attempts run out.
@@ -193,7 +194,7 @@ class InferenceService:
             model = self._model(record)
         except ModelError as exc:
             return [self._unserved(row_id, f"model unavailable: {exc}", bound)]
-        batch = [row]
+        batch = [rows.BatchRow(row.id, row.input, row.mode)]
         if row.attempts == 1 and self.settings.worker.batch_size > 1:
             batch += rows.claim_batch(
                 self.db, row, RequestStatus.QUEUED.value, self.settings.worker.batch_size - 1
@@ -216,7 +217,7 @@ class InferenceService:
 
     def _run_batch(
         self,
-        batch: list[InferenceRequest],
+        batch: list[rows.BatchRow],
         record: ModelRecord,
         model: LoadedModel,
         started: float,
@@ -296,7 +297,7 @@ class InferenceService:
         return alone
 
     def _claim(self, row_id: int) -> tuple[InferenceRequest, ModelRecord | None] | None:
-        return rows.claim(self.db, row_id, CLAIMABLE, attempts=InferenceRequest.attempts + 1)
+        return rows.claim(self.db, row_id, CLAIMABLE, "attempts")
 
     def _unserved(self, row_id: int, reason: str, bound: Any) -> Outcome:
         bound.warning("inference.unserved", reason=reason)

@@ -203,8 +203,8 @@ class ProvingService:
             self.db,
             row_id,
             _CLAIMABLE,
+            "proof_attempts",
             status=RequestStatus.PROVING.value,
-            proof_attempts=InferenceRequest.proof_attempts + 1,
             proving_at=utcnow(),
         )
 

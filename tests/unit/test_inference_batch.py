@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.errors import InferenceError, InputError
@@ -210,3 +211,44 @@ def test_a_row_lands_in_at_most_one_batch(db_url: str, tmp_path: Path) -> None:
     assert [r.id for r in first] == others[:4]
     assert [r.id for r in second] == others[4:]
     assert rows.claim_batch(db, lead_row, RequestStatus.QUEUED.value, 4) == []
+
+
+def test_finish_many_writes_each_row_only_if_it_is_still_claimable(
+    db_url: str, tmp_path: Path
+) -> None:
+    _, db = _setup(db_url, tmp_path, batch_size=4)
+    ids = _add_rows(db, _images(4))
+    claimable = (RequestStatus.SEEN.value, RequestStatus.QUEUED.value)
+
+    def results(tag: str) -> list[tuple[int, dict[str, object]]]:
+        return [
+            (i, {"status": RequestStatus.INFERRED.value, "output": [tag, str(i)], "error": None})
+            for i in ids
+        ]
+
+    # Meanwhile the listener saw the block of one row reorged away: that row keeps its
+    # status and gets no output; the others each get their own (the two-statement path).
+    with db.session() as s:
+        s.get_one(InferenceRequest, ids[1]).status = RequestStatus.REORGED.value
+    assert rows.finish_many(db, results("a"), claimable) == [True, False, True, True]
+    got = _rows(db, ids)
+    assert [r.status for r in got] == ["inferred", "reorged", "inferred", "inferred"]
+    assert [r.output for r in got] == [["a", str(ids[0])], None, *(["a", str(i)] for i in ids[2:])]
+
+    # All rows still claimable (the one-statement path): each gets its own values; done
+    # rows are never written twice.
+    with db.session() as s:
+        for i in ids:
+            s.get_one(InferenceRequest, i).status = RequestStatus.QUEUED.value
+    assert rows.finish_many(db, results("b"), claimable) == [True] * 4
+    assert [r.output for r in _rows(db, ids)] == [["b", str(i)] for i in ids]
+    assert rows.finish_many(db, results("c"), claimable) == [False] * 4
+    assert [r.output for r in _rows(db, ids)] == [["b", str(i)] for i in ids]
+
+
+def test_a_driver_error_in_the_status_read_is_sqlalchemys(tmp_path: Path) -> None:
+    # The status read bypasses SQLAlchemy's execution layer; its errors must not (the
+    # task retries on sqlalchemy's OperationalError).
+    db = Database(f"sqlite:///{tmp_path / 'no-schema.db'}")
+    with pytest.raises(OperationalError, match="no such table: requests"):
+        rows.status_of(db, 1)
