@@ -16,9 +16,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, Update, bindparam, or_, select, update
-from sqlalchemy.engine import Dialect
-from sqlalchemy.engine.interfaces import DBAPIModule
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.db.models import utcnow
@@ -87,43 +85,12 @@ class BatchRow:
     mode: int
 
 
-@lru_cache(maxsize=8)
-def _status_sql(dialect: Dialect) -> tuple[str, bool]:
-    """:data:`_STATUS` in ``dialect``'s SQL, and whether its parameters are positional."""
-    compiled = _STATUS.compile(dialect=dialect)
-    return str(compiled), compiled.positiontup is not None
-
-
 def status_of(db: Database, row_id: int) -> str | None:
-    """The row's status (None: no such row): a plain read, no write lock.
-
-    Most jobs do only this when requests arrive together (a batch ran their rows), so it
-    goes to the driver directly: a pooled connection, one statement compiled once per
-    dialect, no SQLAlchemy execution context (a quarter of the time of
-    ``Connection.execute``). A driver error is raised as SQLAlchemy's, so
-    :data:`ROW_TASK_OPTIONS` retries an unreachable database as it does elsewhere."""
-    dialect = db.engine.dialect
-    sql, positional = _status_sql(dialect)
-    params: tuple[int] | dict[str, int] = (row_id,) if positional else {"row_id": row_id}
-    dbapi_error: type[DBAPIModule.Error] = dialect.loaded_dbapi.Error
-    try:
-        conn = db.engine.raw_connection()
-        try:
-            cursor = conn.cursor()
-            try:
-                cursor.execute(sql, params)
-                found = cursor.fetchone()
-            finally:
-                cursor.close()
-        except dbapi_error as exc:
-            if dialect.is_disconnect(exc, conn.dbapi_connection, None):
-                conn.invalidate(exc)  # not handed out again
-            raise
-        finally:
-            conn.close()
-    except dbapi_error as exc:
-        raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
-    return None if found is None else str(found[0])
+    """The row's status (None: no such row): a plain read, no write lock. Most jobs do
+    only this when requests arrive together (a batch ran their rows)."""
+    with db.engine.connect() as conn:
+        status = conn.execute(_STATUS, {"row_id": row_id}).scalar()
+    return None if status is None else str(status)
 
 
 @lru_cache(maxsize=16)

@@ -9,12 +9,11 @@ whether the row was still as it saw it; what to do when it was not is the caller
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from oracle.db.models import InferenceRequest
 
@@ -59,33 +58,3 @@ def update_request_if(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
-
-
-def update_requests_if(
-    s: Session,
-    row_ids: Sequence[int],
-    values: Mapping[str, Any],
-    *,
-    statuses: Collection[str],
-    attempts: int | None = None,
-) -> list[int]:
-    """:func:`update_request_if` for many rows in one statement: each row is written only
-    if its own status is one of ``statuses`` (and its attempt count is ``attempts``, when
-    given), decided row by row. Returns the ids of the rows written; until the session
-    commits, they are this transaction's alone."""
-    if not row_ids:
-        return []
-    conditions: list[ColumnElement[bool]] = [
-        InferenceRequest.id.in_(tuple(row_ids)),
-        InferenceRequest.status.in_(tuple(statuses)),
-    ]
-    if attempts is not None:
-        conditions.append(InferenceRequest.attempts == attempts)
-    written = s.execute(
-        update(InferenceRequest)
-        .where(*conditions)
-        .values(dict(values))
-        .returning(InferenceRequest.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(int(row_id) for row_id in written.scalars())
