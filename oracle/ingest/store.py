@@ -156,12 +156,8 @@ class SqlListenerStore:
     def commit_range(
         self, events: Sequence[RequestedEvent], last: Header, forget_below: int
     ) -> list[int]:
-        new_rows: list[int] = []
         with self.db.session() as s:
-            for ev in events:
-                row_id = self._insert_or_reopen(s, ev)
-                if row_id is not None:
-                    new_rows.append(row_id)
+            new_rows = self._insert_or_reopen(s, events)
             s.merge(
                 BlockRecord(
                     chain_id=self.chain_id,
@@ -221,32 +217,45 @@ class SqlListenerStore:
     def _blocks(self) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
         return (BlockRecord.chain_id == self.chain_id, BlockRecord.coordinator == self.coordinator)
 
-    def _insert_or_reopen(self, s: Session, ev: RequestedEvent) -> int | None:
-        """Insert or reopen the request's row; its id if it is to be handed over now."""
-        status = first_status(ev, self.node)
-        existing = s.scalars(
-            select(InferenceRequest).where(
-                InferenceRequest.chain_id == self.chain_id,
-                InferenceRequest.coordinator == self.coordinator,
-                InferenceRequest.request_id == ev.request_id,
+    def _insert_or_reopen(self, s: Session, events: Sequence[RequestedEvent]) -> list[int]:
+        """Insert or reopen each event's row, in log order (one read of the rows that exist,
+        one flush); the ids of the rows to hand over now."""
+        if not events:
+            return []
+        known = {
+            row.request_id: row
+            for row in s.scalars(
+                select(InferenceRequest).where(
+                    InferenceRequest.chain_id == self.chain_id,
+                    InferenceRequest.coordinator == self.coordinator,
+                    InferenceRequest.request_id.in_({int(ev.request_id) for ev in events}),
+                )
             )
-        ).first()
-        if existing is not None:
-            already = existing.block_number == ev.block_number and existing.mode == ev.mode
-            reopened = ev.reopened and not already
-            if existing.status != RequestStatus.REORGED.value and not reopened:
-                return None
-            reopen(existing, ev, status)
-            s.flush()
-            return existing.id if status is RequestStatus.SEEN else None
-        row = InferenceRequest(
-            chain_id=self.chain_id,
-            coordinator=self.coordinator,
-            request_id=ev.request_id,
-            status=status.value,
-            attempts=0,
-        )
-        apply_event(row, ev)
-        s.add(row)
+        }
+        handed: dict[int, InferenceRequest] = {}  # by request id, in log order
+        for ev in events:
+            status = first_status(ev, self.node)
+            row = known.get(ev.request_id)
+            if row is not None:
+                already = row.block_number == ev.block_number and row.mode == ev.mode
+                reopened = ev.reopened and not already
+                if row.status != RequestStatus.REORGED.value and not reopened:
+                    continue
+                reopen(row, ev, status)
+            else:
+                row = InferenceRequest(
+                    chain_id=self.chain_id,
+                    coordinator=self.coordinator,
+                    request_id=ev.request_id,
+                    status=status.value,
+                    attempts=0,
+                )
+                apply_event(row, ev)
+                s.add(row)
+                known[ev.request_id] = row
+            if status is RequestStatus.SEEN:
+                handed[ev.request_id] = row
+            else:
+                handed.pop(ev.request_id, None)
         s.flush()
-        return row.id if status is RequestStatus.SEEN else None
+        return [row.id for row in handed.values()]
