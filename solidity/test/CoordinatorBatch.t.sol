@@ -65,7 +65,8 @@ contract BatchReentrantConsumer is InferenceConsumer {
 /// bit in the returned mask) without reverting the others.
 contract CoordinatorBatchTest is CoordinatorFixture {
     bytes32 internal constant ANSWER_REJECTED = keccak256("AnswerRejected(uint256,address,bytes)");
-    bytes32 internal constant INFERENCE_FULFILLED = keccak256("InferenceFulfilled(uint256,address,bool,int256[],bytes)");
+    bytes32 internal constant INFERENCE_FULFILLED =
+        keccak256("InferenceFulfilled(uint256,address,bool,int256[],bytes)");
     uint256 internal constant R = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
     address internal outsider = makeAddr("outsider");
 
@@ -237,8 +238,7 @@ contract CoordinatorBatchTest is CoordinatorFixture {
         ICoordinator.Request memory zkGood = request(zkModel, pair(-3, 7), MODE_ZK);
         ICoordinator.Request memory zkBad = request(zkModel, pair(-3, 7), MODE_ZK);
         RevertingConsumer reverting = new RevertingConsumer(address(coordinator));
-        ICoordinator.Request memory toReverting =
-            requestFrom(address(reverting), model, pair(1, 5), MODE_NONE, 100_000);
+        ICoordinator.Request memory toReverting = requestFrom(address(reverting), model, pair(1, 5), MODE_NONE, 100_000);
         GasHungryConsumer hungry = new GasHungryConsumer(address(coordinator));
         ICoordinator.Request memory toHungry = requestFrom(address(hungry), model, pair(1, 6), MODE_NONE, 100_000);
         ICoordinator.Request memory good1 = request(model, pair(1, 7), MODE_NONE);
@@ -280,7 +280,9 @@ contract CoordinatorBatchTest is CoordinatorFixture {
         assertEq(mask, expectedMask);
         assertRejected(logs, stale, abi.encodeWithSelector(Coordinator.RequestNotPending.selector, stale.requestId));
         assertRejected(
-            logs, expired, abi.encodeWithSelector(Coordinator.RequestExpired.selector, expired.requestId, expiredDeadline)
+            logs,
+            expired,
+            abi.encodeWithSelector(Coordinator.RequestExpired.selector, expired.requestId, expiredDeadline)
         );
         assertRejected(
             logs, othersReq, abi.encodeWithSelector(Coordinator.NotAssignedNode.selector, othersReq.requestId, other)
@@ -404,7 +406,9 @@ contract CoordinatorBatchTest is CoordinatorFixture {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         assertTrue(ok);
         assertEq(abi.decode(ret, (uint256)), 1);
-        assertRejected(logs, req, abi.encodeWithSelector(Coordinator.InsufficientGasForCallback.selector, req.requestId));
+        assertRejected(
+            logs, req, abi.encodeWithSelector(Coordinator.InsufficientGasForCallback.selector, req.requestId)
+        );
         assertEq(coordinator.requestCommitment(req.requestId), keccak256(abi.encode(req)));
     }
 
@@ -509,7 +513,14 @@ contract CoordinatorBatchTest is CoordinatorFixture {
             } else if (kind == 2) {
                 ICoordinator.Request memory r = reqs[i];
                 answers[i].req = ICoordinator.Request(
-                    r.requestId, r.modelId, r.consumer, r.mode, r.callbackGasLimit, r.requestedAtBlock, r.fee + 1, r.input
+                    r.requestId,
+                    r.modelId,
+                    r.consumer,
+                    r.mode,
+                    r.callbackGasLimit,
+                    r.requestedAtBlock,
+                    r.fee + 1,
+                    r.input
                 ); // tampered (a copy: reqs[i] stays the committed request)
             } else {
                 answers[i].output = pair(1, 2); // wrong length
