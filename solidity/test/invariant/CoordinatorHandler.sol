@@ -320,8 +320,11 @@ contract CoordinatorHandler {
             if (coordinator.claimCommitment(ids[i]) != bytes32(0)) continue;
             for (uint256 j = 0; j < s_open.length; ++j) {
                 if (s_open[j].req.requestId == ids[i]) {
+                    // Everything the batch burned is counted once, by its first challenged answer
+                    // (an unchallenged one counts nothing and must not move the mark).
+                    bool challenged = s_open[j].claim.challenger != address(0);
                     _resolved(j, burnedBefore);
-                    burnedBefore = coordinator.burnedWei();
+                    if (challenged) burnedBefore = coordinator.burnedWei();
                     ++seen;
                     break;
                 }
