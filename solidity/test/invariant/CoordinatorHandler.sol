@@ -9,7 +9,7 @@ import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 import {MockVerifier} from "../../src/test/MockVerifier.sol";
 
 /// @notice Drives a Coordinator with random, bounded actions (requests, answers, error answers,
-/// cancellations, node registrations, deregistrations, stake and fee withdrawals, time, and the
+/// batches of answers, cancellations, node registrations, deregistrations, stake and fee withdrawals, time, and the
 /// optimistic game: honest or wrong posts by the assigned node, challenges by anyone, the node
 /// included, proofs, finalisations one by one or in batches) and keeps ghost records of every wei
 /// that went in or out, of the requests still pending and of the optimistic answers still open.
@@ -48,6 +48,8 @@ contract CoordinatorHandler {
     /// @notice Wei the Coordinator paid out: stake and fee withdrawals, cancellation refunds.
     uint256 public ghostOut;
     mapping(bytes32 action => uint256) public calls;
+    /// @notice `fulfillBatch` mask bits that disagreed with the commitments afterwards.
+    uint256 public ghostBatchMismatches;
 
     constructor(Coordinator coordinator_, bytes32 model_, bytes32 zkModel_, address node0, MockVerifier verifier_) {
         coordinator = coordinator_;
@@ -133,6 +135,52 @@ contract CoordinatorHandler {
         coordinator.fulfill{gas: 5_000_000}(req, output, asError ? bytes("failed") : bytes(""), hex"01");
         _remove(index);
         calls[asError ? bytes32("fulfillError") : bytes32("fulfill")]++;
+    }
+
+    /// @dev Up to 6 pending requests answered in one `fulfillBatch` by the first one's answerer,
+    /// each with an output or an error (`errors` bit i), the first one possibly twice. A cleared
+    /// mask bit must mean the request is no longer pending, a set one that it is pending unchanged
+    /// (or, for the repeat, already answered); any other outcome is counted in `ghostBatchMismatches`.
+    function fulfillBatch(uint256 start, uint256 count, uint8 errors, bool repeatFirst, int256 y) external {
+        if (s_pending.length == 0) return;
+        count = 1 + count % 6;
+        if (count > s_pending.length) count = s_pending.length;
+        start %= s_pending.length;
+        uint256 n = count + (repeatFirst ? 1 : 0);
+        ICoordinator.Answer[] memory answers = new ICoordinator.Answer[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            ICoordinator.Request memory req = s_pending[(start + (i < count ? i : 0)) % s_pending.length];
+            bool asError = (errors >> i) & 1 == 1;
+            int256[] memory output = new int256[](asError ? 0 : 1);
+            if (!asError) output[0] = y % 1e18;
+            answers[i] = ICoordinator.Answer(req, output, asError ? bytes("failed") : bytes(""), hex"01");
+        }
+        address answerer = _answerer(answers[0].req);
+        vm.prank(answerer);
+        uint256 mask = coordinator.fulfillBatch{gas: 25_000_000}(answers);
+        for (uint256 i = 0; i < n; ++i) {
+            ICoordinator.Request memory req = answers[i].req;
+            bytes32 stored = coordinator.requestCommitment(req.requestId);
+            bool rejected = mask & (1 << i) != 0;
+            if (i >= count) {
+                // The repeat: rejected unless the first answer was rejected and this one landed.
+                if (!rejected && (mask & 1 == 0 || stored != bytes32(0))) ghostBatchMismatches++;
+                if (rejected && mask & 1 != 0 && stored == bytes32(0)) ghostBatchMismatches++;
+            } else if (rejected ? stored != keccak256(abi.encode(req)) && (i != 0 || !repeatFirst) : stored != 0) {
+                ghostBatchMismatches++;
+            }
+        }
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 id = answers[i].req.requestId;
+            if (coordinator.requestCommitment(id) != bytes32(0)) continue;
+            for (uint256 j = 0; j < s_pending.length; ++j) {
+                if (s_pending[j].requestId == id) {
+                    _remove(j);
+                    break;
+                }
+            }
+        }
+        calls["fulfillBatch"]++;
     }
 
     function cancel(uint256 index) external {
@@ -272,8 +320,11 @@ contract CoordinatorHandler {
             if (coordinator.claimCommitment(ids[i]) != bytes32(0)) continue;
             for (uint256 j = 0; j < s_open.length; ++j) {
                 if (s_open[j].req.requestId == ids[i]) {
+                    // Everything the batch burned is counted once, by its first challenged answer
+                    // (an unchallenged one counts nothing and must not move the mark).
+                    bool challenged = s_open[j].claim.challenger != address(0);
                     _resolved(j, burnedBefore);
-                    burnedBefore = coordinator.burnedWei();
+                    if (challenged) burnedBefore = coordinator.burnedWei();
                     ++seen;
                     break;
                 }

@@ -82,6 +82,12 @@ contract CoordinatorInvariantTest is CoordinatorFixture {
         }
     }
 
+    /// @dev Every answer `fulfillBatch` reported as delivered is no longer pending; every one it
+    /// reported as rejected still is, under its commitment.
+    function invariant_FulfillBatchMaskMatchesTheCommitments() public view {
+        assertEq(handler.ghostBatchMismatches(), 0);
+    }
+
     /// @dev Ids are handed out in order: the next id is one more than the requests made.
     function invariant_RequestIdsAreSequential() public view {
         assertEq(coordinator.nextRequestId(), 1 + handler.calls("request") + handler.calls("requestOptimistic"));
