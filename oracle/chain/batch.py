@@ -39,9 +39,7 @@ def batch_calldata(coordinator: CoordinatorClient, answers: list[BatchAnswer]) -
     """ABI-encoded ``fulfillBatch(answers)``."""
     if not 0 < len(answers) <= MAX_BATCH_ITEMS:
         raise ValueError(f"a batch holds 1 to {MAX_BATCH_ITEMS} answers, not {len(answers)}")
-    return HexStr(
-        coordinator.contract.encode_abi("fulfillBatch", args=[[a.as_tuple() for a in answers]])
-    )
+    return coordinator.calls["fulfillBatch"].calldata([a.as_tuple() for a in answers])
 
 
 def rejected_items(result: bytes, size: int) -> list[int]:

@@ -192,15 +192,18 @@ class AttemptBuilder:
         self.w3 = w3
         self.account = account
         self.chain_id = chain_id
+        self._priority: tuple[bytes, int] | None = None  # (head hash, suggested priority fee)
 
     def fees(self, head: Head) -> Fees:
         """EIP-1559 fees: the head's base fee times ``max_fee_multiplier`` plus the priority
-        fee (from settings, else what the node suggests)."""
+        fee (from settings, else what the node suggests, asked once per head)."""
         relayer = self.settings.relayer
         if relayer.priority_fee_gwei is not None:
             priority = int(relayer.priority_fee_gwei * 10**9)
         else:
-            priority = int(self.w3.eth.max_priority_fee)
+            if self._priority is None or self._priority[0] != head.hash:
+                self._priority = (head.hash, int(self.w3.eth.max_priority_fee))
+            priority = self._priority[1]
         max_fee = int(head.base_fee * relayer.max_fee_multiplier) + priority
         return Fees(max_fee, priority)
 

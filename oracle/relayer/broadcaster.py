@@ -179,9 +179,14 @@ class Broadcaster:
         return rejected_items(bytes(result), len(rows))
 
     def send(self, row: InferenceRequest, head: Head) -> bool:
-        """Simulate, sign, save, send one row's call. The gas estimate is the simulation: a
-        request no longer open reverts it with ``RequestNotPending`` (``NoClaim`` for our
-        posted answer), which records what the chain says instead."""
+        """Simulate, sign, save, send one row's call. The simulation is the only chain read:
+        a request no longer open reverts it with ``RequestNotPending`` (``NoClaim`` for our
+        posted answer), which records what the chain says instead.
+
+        A ``fulfill`` gets the gas limit a batch would allow it (its callback gas and
+        checks, see :mod:`~oracle.relayer.batches`) and is simulated with ``eth_call`` at
+        that limit (one execution, where a gas estimate searches); the optimistic moves are
+        estimated."""
         rlog = self.log.bind(request_id=row.request_id, request_pk=row.id)
         bond = self._node_bond(head) if is_posting(row) else 0
         answer = answer_call(self.coordinator, row, bond)
@@ -193,10 +198,14 @@ class Broadcaster:
             "value": answer.value,
         }
         try:
-            gas = self.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+            if answer.function == "fulfill":
+                gas_limit = batch_gas_limit([row], data, self.settings.relayer)
+                self.w3.eth.call({**call, "gas": gas_limit}, "latest")  # type: ignore[arg-type,typeddict-item]
+            else:
+                gas = self.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+                gas_limit = int(gas * self.settings.relayer.gas_limit_multiplier)
         except (Web3Exception, ValueError) as exc:
             return self._simulation_failed(row, exc, rlog)
-        gas_limit = int(gas * self.settings.relayer.gas_limit_multiplier)
         fees = self.attempts.fees(head)
         nonce = self.nonce if self.nonce is not None else self.initial_nonce()
         signed = self.attempts.sign(

@@ -708,7 +708,8 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// `InferenceFulfilled` (and `FeeRefunded` where `fulfill` would).
     /// @dev Only the caller's being an active node is checked once for the whole batch. Each item
     /// runs in a call to `fulfillBatchItem` that keeps `BATCH_ITEM_RESERVE` gas back; an item the
-    /// gas left cannot cover (its callback gas plus that reserve) is rejected without being tried.
+    /// gas left cannot cover (its callback gas plus twice that reserve, plus `VERIFIER_GAS_LIMIT`
+    /// for a proof) is rejected with `InsufficientGasForCallback` without being tried.
     /// @param answers At most 256 answers; their order is the order they are applied in.
     /// @return rejected Bit `i` is set when `answers[i]` was rejected (an `eth_call` of this tells
     /// a node which answers would land before it signs).
@@ -719,8 +720,12 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         for (uint256 i = 0; i < n; ++i) {
             Answer calldata answer = answers[i];
             uint256 requestId = answer.req.requestId;
+            uint256 needed = uint256(answer.req.callbackGasLimit) + 2 * BATCH_ITEM_RESERVE;
+            // A proof is checked with up to VERIFIER_GAS_LIMIT: a good proof short of gas must be
+            // refused for the gas, never as InvalidProof.
+            if (answer.req.mode == MODE_ZK && answer.err.length == 0) needed += VERIFIER_GAS_LIMIT;
             uint256 gasLeft = gasleft();
-            if (gasLeft < uint256(answer.req.callbackGasLimit) + 2 * BATCH_ITEM_RESERVE) {
+            if (gasLeft < needed) {
                 rejected |= 1 << i;
                 emit AnswerRejected(
                     requestId, msg.sender, abi.encodeWithSelector(InsufficientGasForCallback.selector, requestId)

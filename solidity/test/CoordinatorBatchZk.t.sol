@@ -49,11 +49,10 @@ contract CoordinatorBatchZkTest is CoordinatorFixture {
         assertEq(coordinator.nodeBalance(node), 3 * answers[0].req.fee);
     }
 
-    /// @dev Enough gas for the loop's check but not for the verifier: the answer is rejected,
-    /// changes nothing, and lands when sent again with enough gas. The reason given today is
-    /// `InvalidProof` (the verifier's call ran out of gas under the 63/64 rule), although the
-    /// proof is good: docs/design.md, "Batched fulfilment".
-    function test_AZkAnswerShortOfVerifierGasChangesNothingAndLandsLater() public {
+    /// @dev Enough gas for the callback but not for the verifier's budget: the answer is refused
+    /// for the gas (`InsufficientGasForCallback`), never as `InvalidProof` (the proof is good),
+    /// changes nothing, and lands when sent again with enough gas.
+    function test_AZkAnswerShortOfVerifierGasIsRefusedForTheGasAndLandsLater() public {
         ICoordinator.Answer[] memory answers = zkAnswers(1);
         ICoordinator.Request memory req = answers[0].req;
         vm.recordLogs();
@@ -66,7 +65,8 @@ contract CoordinatorBatchZkTest is CoordinatorFixture {
         assertEq(logs.length, 1);
         assertEq(logs[0].topics[0], keccak256("AnswerRejected(uint256,address,bytes)"));
         assertEq(
-            abi.decode(logs[0].data, (bytes)), abi.encodeWithSelector(Coordinator.InvalidProof.selector, req.requestId)
+            abi.decode(logs[0].data, (bytes)),
+            abi.encodeWithSelector(Coordinator.InsufficientGasForCallback.selector, req.requestId)
         );
         assertEq(coordinator.requestCommitment(req.requestId), keccak256(abi.encode(req)));
         assertEq(coordinator.nodeBalance(node), 0);
