@@ -21,6 +21,7 @@ from typing import IO
 import redis
 from web3 import Web3
 
+from oracle.chain.client import connect
 from oracle.errors import ToolchainError
 from oracle.paths import ROOT
 
@@ -166,7 +167,7 @@ class Anvil(ManagedProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def w3(self) -> Web3:
-        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+        return connect(self.url, timeout_s=30)
 
     def wait_ready(self) -> None:
         w3 = self.w3()
