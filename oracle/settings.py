@@ -156,6 +156,13 @@ class ZkSettings(BaseModel):
     proof_timeout_s: float = Field(
         default=600.0, gt=0, description="A proof job older than this is handed out again."
     )
+    prover_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness of a prover worker's process: on a host it shares with the node "
+        "and inference workers, plain requests get the CPU first (0: same priority).",
+    )
 
 
 class S3StoreSettings(BaseModel):

@@ -56,6 +56,9 @@ def worker(
         )
     settings = ctx.obj.settings()
     celery_app.configure(settings)
+    if queue == PROOF_QUEUE and settings.zk.prover_nice:
+        # EZKL's threads inherit it: a proof takes the cores plain requests leave idle.
+        os.nice(settings.zk.prover_nice)
     if ready_file is not None:
         ready_file.unlink(missing_ok=True)
 

@@ -122,6 +122,12 @@ def test_zk_request_is_proved_verified_and_delivered(
     wait_for(lambda: stack.row_status(request_id) == RequestStatus.CONFIRMED.value, 30, "confirm")
     # The fulfilment went through the model's verifier: a plain-mode answer would not.
     assert stack.coordinator.model(zk_setup.a.model_id)["verifier"] == zk_setup.a.verifier
+    # The prover ran below the node and the inference workers (zk.prover_nice, default 10).
+    assert prover.proc is not None
+    assert (
+        os.getpriority(os.PRIO_PROCESS, prover.proc.pid) - os.getpriority(os.PRIO_PROCESS, 0)
+        == stack.settings.zk.prover_nice
+    )
 
 
 @pytest.mark.faults
