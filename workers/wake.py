@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+from sqlalchemy import select
 
 from oracle.db import Database, InferenceRequest
 from oracle.relayer.wake import Notifier
@@ -18,11 +19,16 @@ def reset() -> None:
 
 
 def wake_relayer(db: Database, redis_url: str, row_id: int) -> None:
-    with db.session() as s:
-        row = s.get(InferenceRequest, row_id)
-        if row is None:
-            return
-        key = (redis_url, row.chain_id, row.coordinator)
+    """Wake the relayer of the row's Coordinator (two columns read, no ORM object)."""
+    with db.engine.connect() as conn:
+        found = conn.execute(
+            select(InferenceRequest.chain_id, InferenceRequest.coordinator).where(
+                InferenceRequest.id == row_id
+            )
+        ).first()
+    if found is None:
+        return
+    key = (redis_url, int(found.chain_id), str(found.coordinator))
     notifier = _notifiers.get(key)
     if notifier is None:
         notifier = Notifier(redis_url, key[1], key[2])
