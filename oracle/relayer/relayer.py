@@ -21,6 +21,7 @@ block once and hands it to them.
 from __future__ import annotations
 
 import threading
+import time
 
 import structlog
 from eth_account.signers.local import LocalAccount
@@ -39,6 +40,8 @@ from oracle.settings import Settings
 from oracle.types import TxStatus
 
 log = structlog.get_logger(__name__)
+
+FOLLOW_EVERY_S = 1.0  # receipts are read on each new head, and at least this often
 
 
 class Relayer:
@@ -81,6 +84,7 @@ class Relayer:
         self.claims = ClaimKeeper(coordinator, self.store, self.sender)
         self.settings = settings
         self._stop = threading.Event()
+        self._followed: tuple[bytes | None, float] = (None, 0.0)  # (head hash, monotonic s)
         self.log = log.bind(chain_id=chain_id, signer=self.sender)
 
     @property
@@ -149,7 +153,13 @@ class Relayer:
         txs = self.store.txs_awaiting_receipt()
         if not txs:
             return False
-        head.block()
+        # Receipts, drops and bumps only change with a new block: a round a worker woke us
+        # for in the same block sends and leaves (at least once a second all the same, for
+        # what is timed rather than mined: a transaction no node seems to know).
+        now = time.monotonic()
+        if head.hash == self._followed[0] and now - self._followed[1] < FOLLOW_EVERY_S:
+            return True
+        self._followed = (head.hash, now)
         # The nonce is read before the receipts: a tx mined between the two reads then shows
         # as a receipt, never as "no receipt but its nonce used" (which would mean dropped).
         mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
