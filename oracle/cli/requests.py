@@ -165,6 +165,14 @@ def show(
         row = _one(s, request_id, chain_id, coordinator)
         tx = s.get(Transaction, row.fulfil_tx_id) if row.fulfil_tx_id is not None else None
         data = _detail(row, tx)
+        if tx is not None:  # a fulfillBatch answers several requests
+            data["transaction"]["answers"] = sorted(
+                s.scalars(
+                    select(InferenceRequest.request_id).where(
+                        InferenceRequest.fulfil_tx_id == tx.id
+                    )
+                )
+            )
     db.dispose()
     if as_json:
         out.print_json(json.dumps(data))
@@ -187,6 +195,7 @@ def show(
         out.print(
             f"transaction {t['tx_hash']}: {t['status']}, nonce {t['nonce']}, "
             f"mined in {t['mined_block']}, fee bumps {len(t['replaced_hashes'])}"
+            + (f", answers {len(t['answers'])} requests" if len(t["answers"]) > 1 else "")
             + (f", error {t['error']}" if t["error"] else "")
         )
     p = data["proof"]

@@ -138,6 +138,7 @@ def test_show_gives_states_transaction_proof_and_error(setup: tuple[Database, Pa
     assert shown["mode"] == "zk" and shown["state"] == "confirmed"
     assert shown["transaction"]["mined_block"] == 14
     assert shown["transaction"]["replaced_hashes"] == ["0xaa"]
+    assert shown["transaction"]["answers"] == [2]  # the requests this transaction answers
     assert shown["fulfilled_block"] == 14
     assert shown["proof"] == {
         "bytes": 1234,
