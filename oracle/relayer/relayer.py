@@ -34,7 +34,8 @@ from oracle.relayer.broadcaster import Broadcaster, RelayerHealth
 from oracle.relayer.claims import ClaimKeeper
 from oracle.relayer.confirmer import Confirmer
 from oracle.relayer.resender import Resender
-from oracle.relayer.store import RelayerStore, SqlRelayerStore
+from oracle.relayer.sql_store import SqlRelayerStore
+from oracle.relayer.store import RelayerStore
 from oracle.relayer.wake import Notifier
 from oracle.settings import Settings
 from oracle.types import TxStatus
