@@ -61,9 +61,11 @@ def rejected_in_receipt(
     """Request id -> why its answer was rejected (None when it ran out of gas, no data), for
     every ``AnswerRejected`` in a receipt."""
     out: dict[int, RevertError | None] = {}
-    for args in coordinator.codecs["AnswerRejected"].in_receipt(receipt, coordinator.address):
+    rejected = coordinator.codecs["AnswerRejected"].in_receipt(receipt, coordinator.address)
+    abis = all_abis() if rejected else ()  # read once per receipt, only when needed
+    for args in rejected:
         reason = bytes(args["reason"])
-        decoded = decode_revert(reason, all_abis()) if reason else None
+        decoded = decode_revert(reason, abis) if reason else None
         out[int(args["requestId"])] = (
             RevertError(decoded[0], decoded[1], reason) if decoded is not None else None
         )

@@ -1,6 +1,7 @@
 """The broadcaster: nonces, simulation, and save-then-send.
 
-What it guarantees: a fulfilment is simulated (its gas estimate) before it is signed;
+What it guarantees: a fulfilment is simulated before it is signed (an ``eth_call`` at the
+gas limit it will carry; an optimistic move, its gas estimate);
 answers that go through ``fulfill`` and are ready together go out as ``fulfillBatch``
 transactions (:mod:`~oracle.relayer.batches`), each simulated once, and an answer the
 simulation rejects goes alone, where its own simulation says what it is; each signed
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from eth_typing import HexStr
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3Exception, Web3RPCError
@@ -135,8 +137,9 @@ class Broadcaster:
         simulation says why). How many transactions were sent."""
         if len(rows) == 1:
             return int(self.send(rows[0], head))
+        call = rows_call(self.coordinator, rows, 0)
         try:
-            rejected = set(self._simulate_batch(rows))
+            rejected = set(self._simulate_batch(rows, call.data))
         except (Web3Exception, ValueError) as exc:
             revert = revert_from_exception(exc)
             if revert is None:
@@ -149,7 +152,8 @@ class Broadcaster:
         good = [row for i, row in enumerate(rows) if i not in rejected]
         if len(good) < 2:
             return sent + sum(1 for row in good if self.send(row, head))
-        call = rows_call(self.coordinator, good, 0)
+        if rejected:
+            call = rows_call(self.coordinator, good, 0)
         nonce = self.nonce if self.nonce is not None else self.initial_nonce()
         signed = self.attempts.sign(
             nonce=nonce,
@@ -166,14 +170,14 @@ class Broadcaster:
         )
         return sent + 1
 
-    def _simulate_batch(self, rows: list[InferenceRequest]) -> list[int]:
-        """Indexes of the answers ``fulfillBatch`` would reject now, at the gas it will carry."""
-        call = rows_call(self.coordinator, rows, 0)
+    def _simulate_batch(self, rows: list[InferenceRequest], data: HexStr) -> list[int]:
+        """Indexes of the answers ``fulfillBatch`` (``data``) would reject now, at the gas it
+        will carry."""
         tx: dict[str, Any] = {
             "from": self.sender,
             "to": self.coordinator.address,
-            "data": call.data,
-            "gas": batch_gas_limit(rows, call.data, self.settings.relayer),
+            "data": data,
+            "gas": batch_gas_limit(rows, data, self.settings.relayer),
         }
         result = self.w3.eth.call(tx, "latest")  # type: ignore[arg-type]
         return rejected_items(bytes(result), len(rows))
