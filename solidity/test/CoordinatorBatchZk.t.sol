@@ -6,29 +6,12 @@ import {Vm} from "forge-std/Vm.sol";
 import {Coordinator} from "../src/Coordinator.sol";
 import {ICoordinator} from "../src/interfaces/ICoordinator.sol";
 import {ExampleMlpProof} from "../src/mocks/fixtures/ExampleMlpProof.sol";
-import {ExampleMlpVerifier} from "../src/mocks/fixtures/ExampleMlpVerifier.sol";
-import {CoordinatorFixture} from "./utils/CoordinatorFixture.sol";
+import {ExampleMlpFixture} from "./utils/ExampleMlpFixture.sol";
 
 // Apart from CoordinatorBatch.t.sol: importing the EZKL verifier compiles a file with the legacy
 // pipeline (foundry.toml), whose stack the larger batch tests do not fit.
 /// @notice `fulfillBatch` with the shipped real EZKL proof (INSECURE dev SRS) and its verifier.
-contract CoordinatorBatchZkTest is CoordinatorFixture {
-    bytes32 internal mlp;
-
-    function setUp() public override {
-        super.setUp();
-        ExampleMlpVerifier mlpVerifier = new ExampleMlpVerifier();
-        mlp = coordinator.registerModel(
-            ExampleMlpProof.ONNX_HASH,
-            ExampleMlpProof.INPUT_LENGTH,
-            ExampleMlpProof.OUTPUT_LENGTH,
-            ExampleMlpProof.INPUT_SCALE,
-            ExampleMlpProof.OUTPUT_SCALE,
-            address(mlpVerifier)
-        );
-        serve(node, mlp);
-    }
-
+contract CoordinatorBatchZkTest is ExampleMlpFixture {
     function zkAnswers(uint256 n) internal returns (ICoordinator.Answer[] memory answers) {
         answers = new ICoordinator.Answer[](n);
         for (uint256 i = 0; i < n; ++i) {

@@ -4,28 +4,11 @@ pragma solidity ^0.8.24;
 import {Coordinator} from "../src/Coordinator.sol";
 import {ICoordinator} from "../src/interfaces/ICoordinator.sol";
 import {ExampleMlpProof} from "../src/mocks/fixtures/ExampleMlpProof.sol";
-import {ExampleMlpVerifier} from "../src/mocks/fixtures/ExampleMlpVerifier.sol";
-import {CoordinatorFixture} from "./utils/CoordinatorFixture.sol";
+import {ExampleMlpFixture} from "./utils/ExampleMlpFixture.sol";
 
 /// @notice The shipped proof fixture (a real EZKL proof, INSECURE dev SRS) verifies through the
 /// real Coordinator in Zk mode, and only for the input and output it proves.
-contract ZkFixtureTest is CoordinatorFixture {
-    bytes32 internal mlp;
-
-    function setUp() public override {
-        super.setUp();
-        ExampleMlpVerifier mlpVerifier = new ExampleMlpVerifier();
-        mlp = coordinator.registerModel(
-            ExampleMlpProof.ONNX_HASH,
-            ExampleMlpProof.INPUT_LENGTH,
-            ExampleMlpProof.OUTPUT_LENGTH,
-            ExampleMlpProof.INPUT_SCALE,
-            ExampleMlpProof.OUTPUT_SCALE,
-            address(mlpVerifier)
-        );
-        serve(node, mlp);
-    }
-
+contract ZkFixtureTest is ExampleMlpFixture {
     function test_TheFixtureProofVerifiesThroughTheCoordinator() public {
         ICoordinator.Request memory req = request(mlp, ExampleMlpProof.input(), MODE_ZK);
         vm.prank(node);
