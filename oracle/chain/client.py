@@ -19,7 +19,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.logs import DISCARD
 from web3.types import LogReceipt
 
-from oracle.chain.artifacts import abi_type, all_abis, decode_revert, load_artifact
+from oracle.chain.artifacts import all_abis, decode_revert, load_artifact
 from oracle.chain.codec import CallCodec, EventCodec
 from oracle.chain.optimistic import Challenge, ClaimStruct, OptimisticConfig, PostedAnswer
 from oracle.errors import ChainError
@@ -154,7 +154,6 @@ class CoordinatorClient:
         }
         self._requested = self.contract.events.InferenceRequested()
         self._fulfilled = self.contract.events.InferenceFulfilled()
-        self._assigned = self.contract.events.RequestAssigned()
         self._reopened = self.contract.events.RequestReopened()
         self._posted = self.contract.events.OptimisticAnswerPosted()
         self._challenged = self.contract.events.AnswerChallenged()
@@ -164,14 +163,7 @@ class CoordinatorClient:
         self.reopened_topic = self._topic("RequestReopened")
 
     def _topic(self, event_name: str) -> HexStr:
-        return HexStr("0x" + Web3.keccak(text=self._signature(event_name)).hex().removeprefix("0x"))
-
-    def _signature(self, event_name: str) -> str:
-        for item in cast(list[dict[str, Any]], self.contract.abi):
-            if item.get("type") == "event" and item.get("name") == event_name:
-                types = ",".join(abi_type(inp) for inp in item["inputs"])
-                return f"{event_name}({types})"
-        raise KeyError(event_name)
+        return HexStr("0x" + self.codecs[event_name].topic.hex())
 
     # -- reading ---------------------------------------------------------------------
     def requested_logs(self, from_block: int, to_block: int) -> list[RequestedEvent]:

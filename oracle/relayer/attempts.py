@@ -146,7 +146,8 @@ def answer_call(coordinator: CoordinatorClient, row: InferenceRequest, bond: int
         return AnswerCall("postOptimistic", coordinator.post_calldata(req, output), bond)
     answer = fulfil_answer(row)
     return AnswerCall(
-        "fulfill", coordinator.fulfill_calldata(req, output, answer.err, answer.proof)
+        "fulfill",
+        coordinator.fulfill_calldata(answer.req, list(answer.output), answer.err, answer.proof),
     )
 
 

@@ -144,22 +144,23 @@ class Relayer:
         self.broadcaster.rebroadcast_saved(head)
         watching = self.claims.check(head) > 0
         sent = self.broadcaster.send_ready(head)
-        in_flight = self._follow(head)
-        if in_flight:  # a dropped or reverted tx put its rows back: they go in this round
+        in_flight, followed = self._follow(head)
+        if followed:  # a dropped or reverted tx may have put its rows back: they go now
             sent += self.broadcaster.send_ready(head)
         return in_flight or watching or sent > 0
 
-    def _follow(self, head: Head) -> bool:
+    def _follow(self, head: Head) -> tuple[bool, bool]:
+        """Receipts of our pending transactions: (any in flight, receipts were read)."""
         self.confirmer.watch_confirmed(head)
         txs = self.store.txs_awaiting_receipt()
         if not txs:
-            return False
+            return False, False
         # Receipts, drops and bumps only change with a new block: a round a worker woke us
         # for in the same block sends and leaves (at least once a second all the same, for
         # what is timed rather than mined: a transaction no node seems to know).
         now = time.monotonic()
         if head.hash == self._followed[0] and now - self._followed[1] < FOLLOW_EVERY_S:
-            return True
+            return True, False
         self._followed = (head.hash, now)
         # The nonce is read before the receipts: a tx mined between the two reads then shows
         # as a receipt, never as "no receipt but its nonce used" (which would mean dropped).
@@ -175,4 +176,4 @@ class Relayer:
                 self.confirmer.unmined(tx)  # reorged out: the same bytes go again
             else:
                 self.resender.without_receipt(tx, mined_nonce, head)
-        return True
+        return True, True
