@@ -29,15 +29,18 @@ help:
 
 setup: $(BIN)/.installed node_modules/.installed solidity/node_modules .redis-ok contracts
 
-$(BIN)/.installed: requirements.lock pyproject.toml
+# requirements-dev.lock: the runtime lock (requirements.lock, what the node and the Docker
+# image run) plus the tools for tests, training, benchmarks and lint.
+$(BIN)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
+# npm ci: exactly the committed lock, which it never rewrites (a fresh clone stays clean).
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # forge resolves imports inside its project (solidity/): give it the npm packages there.
@@ -65,6 +68,13 @@ $(SLITHER_VENV)/.installed: requirements-slither.lock
 	  echo "installing PostgreSQL (Debian package)"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq postgresql >/dev/null; }
 	@touch $@
+
+# promtool (Debian's prometheus package) for the alert-rule tests in tests/unit/test_ops.py.
+.promtool-ok:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 && touch $@
 
 contracts: $(BIN)/.installed node_modules/.installed
 	$(BIN)/python -m oracle.chain.compile
@@ -151,4 +161,4 @@ fmt: setup
 	$(BIN)/ruff check --fix oracle workers tests bench migrations
 
 clean:
-	rm -rf $(VENV) $(SLITHER_VENV) node_modules solidity/node_modules solidity/out solidity/forge-out solidity/forge-cache var .redis-ok .postgres-ok
+	rm -rf $(VENV) $(SLITHER_VENV) node_modules solidity/node_modules solidity/out solidity/forge-out solidity/forge-cache var .redis-ok .postgres-ok .promtool-ok

@@ -19,6 +19,27 @@ from tests.support.postgres import PostgresCluster, postgres_cluster
 from tests.support.stack import Stack, started_stack
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fail-on-skip",
+        action="store_true",
+        help="fail the run when any test is skipped (`make test`: a skipped test in CI is a "
+        "test that never runs; the set-up installs what every test needs)",
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not session.config.getoption("--fail-on-skip") or hasattr(session.config, "workerinput"):
+        return  # under xdist the controller, which sees every worker's reports, decides
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == pytest.ExitCode.OK:
+        for report in skipped:
+            reporter.write_line(f"SKIPPED (not allowed with --fail-on-skip): {report.nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A scenario kept out of `make test` must still run in `make faults` (``-m faults``)."""
     for item in items:

@@ -16,7 +16,7 @@ the benchmark read the checked-in files:
     calibration.json    32 training images, the EZKL calibration input
     held_out.json       the 360 held-out images (raw grey levels) and their labels
 
-    python models/digits/train.py     # rewrites the three files, byte for byte the same
+    python models/digits/train.py     # rewrites the three files (the same bytes on the same CPU)
 """
 
 from __future__ import annotations

@@ -76,3 +76,33 @@ def load_script(path: Path, name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def card_sha256(card: Path, file_name: str) -> str:
+    """The SHA-256 a model card names for ``file_name`` (``0x`` + 64 hex digits after the
+    name, or in the table row naming the file)."""
+    import re
+
+    text = card.read_text()
+    at = text.index(file_name)
+    found = re.search(r"0x([0-9a-f]{64})", text[at:])
+    assert found is not None, f"{card} names no SHA-256 after {file_name}"
+    return found.group(1)
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def onnx_rows(path: Path, x: Any) -> Any:
+    """The model at ``path`` on each row of ``x`` (the shipped graphs take one row a run),
+    through onnxruntime's CPU provider: shape (rows, outputs), float64."""
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    rows = [session.run(None, {name: r.astype(np.float32).reshape(1, -1)})[0] for r in x]
+    return np.concatenate(rows).astype(np.float64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,48 @@ def test_the_watcher_is_opt_in_with_its_own_key_and_the_shared_circuits() -> Non
     assert "ORACLE_WATCHER__SIGNER__PRIVATE_KEY" in env
     assert "ORACLE_SIGNER__PRIVATE_KEY" not in env  # never the node's key
     assert watcher["volumes"] == SERVICES["node"]["volumes"]
+
+
+# -- Dockerfile (the image every oracle service builds) -----------------------------------
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def _run_lines() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined."""
+    return [line.strip() for line in DOCKERFILE.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_image_installs_the_runtime_lock_only() -> None:
+    pip_installs = [line for line in _run_lines() if "pip install" in line]
+    assert any("-r requirements.lock" in line for line in pip_installs), pip_installs
+    assert not any(
+        "requirements-dev.lock" in line for line in _run_lines() if not line.startswith("#")
+    )
+    dev_only = {"pytest", "mypy", "ruff", "hypothesis", "moto", "scikit-learn", "matplotlib"}
+    runtime = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    assert not runtime & dev_only, runtime & dev_only
+
+
+def _major(spec: str) -> int:
+    """The lowest major version a ``>=N`` engines range admits (0 for older ranges)."""
+    digits = spec.replace(" ", "").removeprefix(">=").split(".")[0]
+    return int(digits) if digits.isdigit() else 0
+
+
+def test_the_image_has_the_node_version_the_npm_packages_require() -> None:
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    required = max(
+        _major(pkg["engines"]["node"])
+        for pkg in lock["packages"].values()
+        if isinstance(pkg.get("engines"), dict) and "node" in pkg["engines"]
+    )
+    assert required >= 20  # the anvil, forge and solc packages' own floor
+    version = re.search(r"^ARG NODE_VERSION=(\d+)$", DOCKERFILE, re.MULTILINE)
+    assert version is not None and int(version.group(1)) >= required
+    assert "FROM node:${NODE_VERSION}" in DOCKERFILE
+    assert "apt-get install" not in DOCKERFILE or "nodejs" not in DOCKERFILE  # not Debian's 18
+    assert any(line.startswith("RUN npm ci") for line in _run_lines())

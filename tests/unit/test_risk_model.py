@@ -1,4 +1,6 @@
-"""The shipped risk model (models/risk/) meets its model card's accuracy floor."""
+"""The shipped risk model (models/risk/) meets its model card's accuracy floor, is the file its
+card names, and is what the training script makes on any CPU: in decisions and metrics within
+a stated tolerance, not in bits (another CPU's BLAS sums in another order)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,21 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import numpy_helper
 
 from oracle.paths import ROOT
-from tests.support.models import load_script
+from tests.support.models import card_sha256, file_sha256, load_script
 
 RISK_DIR = ROOT / "models" / "risk"
 # Floors stated in models/risk/MODEL_CARD.md ("Accuracy"); the shipped model does better.
 MAE_CEILING = 0.015
 TIER_ACCURACY_FLOOR = 0.95
+# Retrained under OpenBLAS's SkylakeX, Haswell, SandyBridge and Prescott kernels, on 1 and 2
+# threads, the held-out scores agree to about 1e-7 (the float32 export); the tolerances hold
+# that with room, while a change to the data, the rule or the training loop moves far more
+# (before the cosine decay, two CPUs' runs differed by 0.025 in score and 0.009 in MAE).
+SCORE_TOLERANCE = 1e-3  # largest |retrained - shipped| score on the held-out set
+MAE_TOLERANCE = 1e-4
+TIER_ACCURACY_TOLERANCE = 0.002  # 4 of the 2,048 held-out accounts
 
 
 def _load_train() -> ModuleType:
@@ -79,12 +87,25 @@ def test_training_is_deterministic(train: ModuleType) -> None:
         np.testing.assert_array_equal(pa, pb)
 
 
-def test_shipped_weights_are_what_the_script_trains(train: ModuleType) -> None:
-    """Rerun the full training (~25 s) and compare with the shipped ONNX initialisers."""
-    params = train.train()
-    shipped = {
-        init.name: numpy_helper.to_array(init)
-        for init in onnx.load(str(RISK_DIR / "risk_model.onnx")).graph.initializer
-    }
-    for name, p in zip(("w1", "b1", "w2", "b2"), params, strict=True):
-        np.testing.assert_allclose(shipped[name], p.astype(np.float32), rtol=1e-5, atol=1e-6)
+def test_the_shipped_file_is_the_one_its_model_card_names() -> None:
+    model = RISK_DIR / "risk_model.onnx"
+    assert file_sha256(model) == card_sha256(RISK_DIR / "MODEL_CARD.md", model.name)
+
+
+def test_retraining_reproduces_the_shipped_models_decisions(train: ModuleType) -> None:
+    """Rerun the full training (~25 s) and compare what a lending market sees on the held-out
+    accounts: every tier decision that is not borderline (the shipped score at least
+    SCORE_TOLERANCE from a tier bound) is the same, scores and metrics within tolerance."""
+    x, y = train.held_out_set()
+    retrained = train.forward([p.astype(np.float32) for p in train.train()], x)
+    shipped = _predict(x)
+    assert float(np.abs(retrained - shipped).max()) < SCORE_TOLERANCE
+    clear = (
+        np.min(np.abs(shipped[:, None] - np.array(train.TIER_BOUNDS)), axis=1) >= SCORE_TOLERANCE
+    )
+    assert clear.mean() > 0.7  # most decisions are not borderline: the check has teeth
+    np.testing.assert_array_equal(train.tier(retrained)[clear], train.tier(shipped)[clear])
+    new, old = train.evaluate(retrained, y), train.evaluate(shipped, y)
+    assert new.mae < MAE_CEILING and new.tier_accuracy > TIER_ACCURACY_FLOOR, new
+    assert abs(new.mae - old.mae) <= MAE_TOLERANCE, (new, old)
+    assert abs(new.tier_accuracy - old.tier_accuracy) <= TIER_ACCURACY_TOLERANCE, (new, old)
