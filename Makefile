@@ -85,37 +85,39 @@ demo: setup
 up: setup
 	$(BIN)/oracle up
 
-# `make test` leaves out the soak and the slow fault scenarios (markers soak and
-# slow_fault, excluded by pyproject's addopts); `make faults` (-m faults) runs every
-# fault scenario, those included.
-test: setup .postgres-ok test-contracts
-	$(BIN)/pytest -q
+# `make test`: everything under pytest-xdist (TEST_WORKERS processes, each with its own anvil,
+# redis-server, PostgreSQL cluster and ports): the contracts' own suite (tests/contracts: forge
+# tests, the gas snapshot, Slither) on one worker while the Python tests run on the others. It
+# leaves out the soak and the slow fault scenarios (markers soak and slow_fault, excluded by
+# pyproject's addopts; `make faults`, -m faults, runs every fault scenario, those included) and
+# fails on any skipped test: the set-up installs everything the tests need.
+TEST_WORKERS ?= 4
+test: setup .postgres-ok .promtool-ok $(SLITHER_VENV)/.installed
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --fail-on-skip
 
-# The contracts on their own: Foundry's unit, fuzz and invariant tests (solidity/test), the
-# checked-in gas snapshot (solidity/.gas-snapshot; a gas change fails here until `make
-# gas-snapshot` records it, so it shows in review), then Slither over `forge build` (forge from
-# npm, solc through solidity/bin/solc), which fails on any medium or high finding not explained
-# in the code with a `slither-disable-next-line` comment that says why.
-# forge's npm launcher (node_modules/.bin/forge) exits 0 whatever forge returns: run the
-# platform binary it launches, so a failing test fails the target.
+# The contracts on their own (tests/contracts/test_foundry.py): Foundry's unit, fuzz and
+# invariant tests (solidity/test), the checked-in gas snapshot (solidity/.gas-snapshot; a gas
+# change fails here until `make gas-snapshot` records it, so it shows in review), then Slither
+# over the same build, which fails on any medium or high finding not explained in the code with
+# a `slither-disable-next-line` comment that says why.
+# forge's npm launcher (node_modules/.bin/forge) exits 0 whatever forge returns: the tests run
+# the platform binary it launches, so a failing test fails the target.
 FORGE = $(firstword $(wildcard $(CURDIR)/node_modules/@foundry-rs/forge-*/bin/forge))
 # Unit tests only: invariant runs report revert counts that vary from run to run, and fuzz
 # averages move with the fuzz dictionary (constants of every contract's bytecode).
 SNAPSHOT_ARGS := --no-match-test '^(testFuzz_|invariant_)'
 test-contracts: setup $(SLITHER_VENV)/.installed
-	cd solidity && $(FORGE) test
-	cd solidity && $(FORGE) snapshot --check $(SNAPSHOT_ARGS)
-	cd solidity && PATH="$(CURDIR)/node_modules/.bin:$$PATH" ../$(SLITHER_VENV)/bin/slither . --config-file slither.config.json
+	$(BIN)/pytest -q -p no:xdist tests/contracts
 
 # Record the contracts' gas figures (solidity/.gas-snapshot) after a deliberate change.
 gas-snapshot: setup
 	cd solidity && $(FORGE) snapshot $(SNAPSHOT_ARGS)
 
-test-unit: setup
-	$(BIN)/pytest -q tests/unit
+test-unit: setup .promtool-ok
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests/unit
 
 test-integration: setup .postgres-ok
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests/integration
 
 faults: setup .postgres-ok
 	mkdir -p var
