@@ -1,12 +1,13 @@
 """The contracts' own suite, run by pytest so that it overlaps the Python tests (`make test`
 runs everything under pytest-xdist; solc-js spends minutes in the IR pipeline on one core).
 
-Three steps on one worker, in order (xdist group ``foundry``): Foundry's unit, fuzz and
-invariant tests (``solidity/test``), the checked-in gas snapshot (``solidity/.gas-snapshot``:
-a gas change fails here until ``make gas-snapshot`` records it, so it shows in review), and
-Slither over the same build (it fails on any medium or high finding not explained in the code
-with a ``slither-disable-next-line`` comment). ``make test-contracts`` runs the same steps
-alone."""
+Three checks on one worker (xdist group ``foundry``), in any order, over one ``forge build``
+(the module's fixture; ``forge test`` and ``forge snapshot`` reuse its cache): Foundry's
+unit, fuzz and invariant tests (``solidity/test``), the checked-in gas snapshot
+(``solidity/.gas-snapshot``: a gas change fails here until ``make gas-snapshot`` records it,
+so it shows in review), and Slither over the same build (it fails on any medium or high
+finding not explained in the code with a ``slither-disable-next-line`` comment).
+``make test-contracts`` runs the same checks alone."""
 
 from __future__ import annotations
 
@@ -45,22 +46,28 @@ def run(args: list[str], timeout: float) -> str:
     return output
 
 
-@pytest.mark.timeout(900)
+@pytest.fixture(scope="module", autouse=True)
+def forge_build() -> None:
+    """Sources and tests compiled once, with build info (foundry.toml) for Slither."""
+    run([forge(), "build"], timeout=900)
+
+
+@pytest.mark.timeout(1200)
 def test_forge_unit_fuzz_and_invariant_tests_pass() -> None:
     output = run([forge(), "test"], timeout=900)
     assert "0 failed" in output and " tests passed" in output, output[-2000:]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 def test_gas_matches_the_checked_in_snapshot() -> None:
     run([forge(), "snapshot", "--check", *SNAPSHOT_ARGS], timeout=600)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 def test_slither_finds_nothing_unexplained() -> None:
     if not SLITHER.exists():
         pytest.fail("Slither is not installed: `make test` makes .venv-slither")
-    # --ignore-compile: the build forge made above (foundry.toml writes its build info).
+    # --ignore-compile: the fixture's build (foundry.toml writes its build info).
     output = run(
         [str(SLITHER), ".", "--config-file", "slither.config.json", "--ignore-compile"],
         timeout=600,
