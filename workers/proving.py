@@ -35,7 +35,7 @@ from oracle.db import Database, InferenceRequest, ModelRecord
 from oracle.db.models import utcnow
 from oracle.errors import ModelError, ProofError
 from oracle.models import zk
-from oracle.models.onboarding import check_circuit, srs_dir
+from oracle.models.circuits import check_circuit, srs_dir
 from oracle.models.remote import SharedStore, shared_store
 from oracle.models.store import ArtifactStore
 from oracle.settings import Settings

@@ -31,7 +31,7 @@ from oracle.dev.requester import Requester
 from oracle.dev.stack import LocalStack
 from oracle.examples import onboard_with_dev_srs
 from oracle.fixedpoint import from_fixed, to_fixed
-from oracle.models import onboarding, zk
+from oracle.models import circuits, zk
 from oracle.models.store import ArtifactStore
 from oracle.paths import ROOT
 from oracle.types import Mode
@@ -129,8 +129,8 @@ def _drive(stack: LocalStack, n: int, console: Console) -> bool:
 
 def _circuit(stack: LocalStack, coordinator: CoordinatorClient, model_id: str) -> Any:
     store = ArtifactStore(stack.settings().store.path)
-    files, manifest = onboarding.check_circuit(store, coordinator.model(model_id)["onnx_hash"])
-    prover = zk.Prover(files, onboarding.srs_dir(store) / manifest.srs, stack.workdir / "truth")
+    files, manifest = circuits.check_circuit(store, coordinator.model(model_id)["onnx_hash"])
+    prover = zk.Prover(files, circuits.srs_dir(store) / manifest.srs, stack.workdir / "truth")
     return lambda values: prover.circuit_output(values, "demo")
 
 

@@ -14,12 +14,11 @@ on chain and deploys and registers nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,15 @@ from oracle.chain.compile import compile_standalone
 from oracle.db import Database
 from oracle.errors import ModelError, ProofError
 from oracle.models import zk
+from oracle.models.circuits import (
+    MANIFEST,
+    VERIFIER_ARTIFACT,
+    Manifest,
+    check_circuit,
+    circuit_dir,
+    sha256_file,
+    srs_dir,
+)
 from oracle.models.registration import (
     ZkRecord,
     content_model_id,
@@ -43,8 +51,6 @@ from oracle.types import ModelId, OnnxHash
 log = structlog.get_logger(__name__)
 
 EIP170_LIMIT = 24_576
-MANIFEST = "manifest.json"
-VERIFIER_ARTIFACT = "Verifier.json"
 
 
 @dataclass(frozen=True)
@@ -60,28 +66,6 @@ class SrsChoice:
 
 
 @dataclass(frozen=True)
-class Manifest:
-    onnx_hash: str
-    logrows: int
-    input_scale: int
-    output_scale: int
-    srs: str  # file name under <store>/srs
-    dev_srs: bool
-    files: dict[str, str]  # name -> sha256
-    verifier_runtime_bytes: int
-
-    @classmethod
-    def read(cls, circuit_dir: Path) -> Manifest:
-        data = json.loads((circuit_dir / MANIFEST).read_text())
-        if "model_id" in data:  # written before model ids were content-addressed
-            data["onnx_hash"] = data.pop("model_id")
-        return cls(**data)
-
-    def write(self, circuit_dir: Path) -> None:
-        (circuit_dir / MANIFEST).write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-
-@dataclass(frozen=True)
 class Onboarded:
     model_id: ModelId
     verifier: str
@@ -90,25 +74,8 @@ class Onboarded:
     circuit_dir: Path
 
 
-def circuit_dir(store: ArtifactStore, onnx_hash: str) -> Path:
-    """Where the circuit of the ONNX file with SHA-256 ``onnx_hash`` lives."""
-    return store.root / "zk" / onnx_hash.lower().removeprefix("0x")
-
-
-def srs_dir(store: ArtifactStore) -> Path:
-    return store.root / "srs"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _store_srs(store: ArtifactStore, src: Path) -> Path:
-    digest = _sha256(src)
+    digest = sha256_file(src)
     dest = srs_dir(store) / f"{digest}.srs"
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -116,19 +83,6 @@ def _store_srs(store: ArtifactStore, src: Path) -> Path:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
     return dest
-
-
-def check_circuit(store: ArtifactStore, onnx_hash: str) -> tuple[zk.CircuitFiles, Manifest]:
-    """The circuit files of the ONNX file ``onnx_hash``, each checked against the manifest's
-    hash."""
-    root = circuit_dir(store, onnx_hash)
-    if not (root / MANIFEST).exists():
-        raise ModelError(f"no zk circuit for ONNX file {onnx_hash} in the store ({root})")
-    manifest = Manifest.read(root)
-    for name, digest in manifest.files.items():
-        if _sha256(root / name) != digest:
-            raise ModelError(f"zk artifact {root / name} does not match its manifest hash")
-    return zk.CircuitFiles(root), manifest
 
 
 def build(
@@ -190,7 +144,7 @@ def build(
             output_scale=info.output_scale,
             srs=srs_path.name,
             dev_srs=srs.dev,
-            files={name: _sha256(scratch / name) for name in names},
+            files={name: sha256_file(scratch / name) for name in names},
             verifier_runtime_bytes=runtime,
         )
         manifest.write(scratch)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from oracle.errors import ModelError
-from oracle.models.onboarding import MANIFEST, Manifest, circuit_dir, srs_dir
+from oracle.models.circuits import MANIFEST, Manifest, circuit_dir, srs_dir
 from oracle.models.store import ArtifactStore, onnx_hash_of
 from oracle.settings import S3StoreSettings, StoreSettings
 

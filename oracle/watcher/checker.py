@@ -14,7 +14,7 @@ import structlog
 from oracle.chain.client import CoordinatorClient
 from oracle.errors import ModelError
 from oracle.models import zk
-from oracle.models.onboarding import check_circuit, srs_dir
+from oracle.models.circuits import check_circuit, srs_dir
 from oracle.models.store import ArtifactStore
 
 log = structlog.get_logger(__name__)

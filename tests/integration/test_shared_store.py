@@ -18,7 +18,7 @@ import pytest
 from oracle.dev.processes import ManagedProcess, free_port
 from oracle.errors import ModelError
 from oracle.fixedpoint import to_fixed
-from oracle.models import onboarding, zk
+from oracle.models import circuits, onboarding, zk
 from oracle.models.remote import S3ObjectStore, SharedStore
 from oracle.models.store import ArtifactStore, onnx_hash_of
 from oracle.paths import ROOT
@@ -126,9 +126,9 @@ def test_a_prover_cache_fetches_the_circuit_and_checks_every_file(
 
     prover = _shared(tmp_path / "prover", s3)
     prover.circuit(onnx_hash)
-    files, fetched = onboarding.check_circuit(prover.cache, onnx_hash)  # hashes checked
+    files, fetched = circuits.check_circuit(prover.cache, onnx_hash)  # hashes checked
     assert fetched == manifest
-    assert (onboarding.srs_dir(prover.cache) / manifest.srs).is_file()
+    assert (circuits.srs_dir(prover.cache) / manifest.srs).is_file()
     assert _files(prover.cache.root) == _files(node.cache.root)
 
     # A proving key swapped in the store: the fetch fails and leaves no circuit behind.
@@ -138,7 +138,7 @@ def test_a_prover_cache_fetches_the_circuit_and_checks_every_file(
     fresh = _shared(tmp_path / "fresh", s3)
     with pytest.raises(ModelError, match=r"pk\.key from the shared store hashes to"):
         fresh.circuit(onnx_hash)
-    assert not onboarding.circuit_dir(fresh.cache, onnx_hash).exists()
+    assert not circuits.circuit_dir(fresh.cache, onnx_hash).exists()
 
 
 def test_two_inference_workers_with_separate_caches_serve_one_node(
@@ -214,4 +214,4 @@ def test_cli_registration_publishes_the_model_and_circuit_for_other_hosts(
     other_host = _shared(tmp_path / "other-host", s3)
     assert onnx_hash_of(other_host.model(onnx_hash)) == onnx_hash == onnx_hash_of(onnx)
     other_host.circuit(onnx_hash)
-    onboarding.check_circuit(other_host.cache, onnx_hash)  # every file against the manifest
+    circuits.check_circuit(other_host.cache, onnx_hash)  # every file against the manifest

@@ -30,7 +30,7 @@ from oracle.chain.deploy import (
 )
 from oracle.dev.processes import Anvil
 from oracle.errors import TransactionError
-from oracle.models import onboarding, zk
+from oracle.models import circuits, onboarding, zk
 from oracle.models.registration import content_model_id
 from oracle.models.store import ArtifactStore
 from tests.support.chain import mine, rpc
@@ -135,8 +135,8 @@ def zk_chain(tmp_path: Path, zk_store: dict[str, Any]) -> Iterator[ZkChain]:
         )
         assert done.manifest.input_scale == ZK_SCALE
         serve_model(w3, NODE, dep.coordinator, done.model_id)
-        files, manifest = onboarding.check_circuit(store, done.manifest.onnx_hash)
-        prover = zk.Prover(files, onboarding.srs_dir(store) / manifest.srs, tmp_path / "prove")
+        files, manifest = circuits.check_circuit(store, done.manifest.onnx_hash)
+        prover = zk.Prover(files, circuits.srs_dir(store) / manifest.srs, tmp_path / "prove")
         consumer = w3.eth.contract(
             address=dep.example_consumer, abi=load_artifact("ExampleConsumer").abi
         )

@@ -18,7 +18,7 @@ from oracle.chain.client import RequestStruct
 from oracle.chain.deploy import send
 from oracle.dev.keys import ANVIL_DEV_KEYS, NODE_KEY
 from oracle.errors import TransactionError
-from oracle.models import onboarding, zk
+from oracle.models import circuits, onboarding, zk
 from oracle.models.store import ArtifactStore
 from oracle.types import RequestStatus
 from tests.support import db
@@ -133,9 +133,9 @@ def test_zk_request_is_proved_verified_and_delivered(
 @pytest.mark.faults
 @pytest.mark.no_worker
 def test_chain_rejects_forged_zk_answers(stack: Stack, zk_setup: ZkSetup, tmp_path: Path) -> None:
-    files_a, man_a = onboarding.check_circuit(zk_setup.store, zk_setup.a.manifest.onnx_hash)
-    files_b, man_b = onboarding.check_circuit(zk_setup.store, zk_setup.b.manifest.onnx_hash)
-    srs = onboarding.srs_dir(zk_setup.store)
+    files_a, man_a = circuits.check_circuit(zk_setup.store, zk_setup.a.manifest.onnx_hash)
+    files_b, man_b = circuits.check_circuit(zk_setup.store, zk_setup.b.manifest.onnx_hash)
+    srs = circuits.srs_dir(zk_setup.store)
     prover_a = zk.Prover(files_a, srs / man_a.srs, tmp_path / "pa")
     prover_b = zk.Prover(files_b, srs / man_b.srs, tmp_path / "pb")
     x1, x2 = fixed([0.1, 0.2, -0.3, 0.4]), fixed([-0.9, 0.8, 0.0, 0.3])
