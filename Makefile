@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo demo-defi demo-dao demo-optimistic up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas bench-load bench-flagship bench-worker contracts clean
+.PHONY: help setup demo demo-defi demo-dao demo-optimistic up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas bench-load bench-flagship bench-worker bench-answer-gas contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-load bursts and a steady rate on 1 s and 250 ms blocks, per-stage profile, var/bench-load.png"
 	@echo "make bench-flagship the digits model in Zk mode: prove time, prover memory, gas, accuracy"
 	@echo "make bench-worker inference worker time per request (micro-batched) vs bare onnxruntime"
+	@echo "make bench-answer-gas gas an answer of 1 to 1,000 elements needs on the Coordinator vs what the node allows"
 	@echo "make lint     ruff + mypy"
 	@echo "make test-contracts forge tests, gas snapshot check and Slither (part of make test)"
 	@echo "make gas-snapshot record the contracts' gas figures after a deliberate change"
@@ -150,6 +151,9 @@ bench-flagship: setup
 
 bench-worker: setup
 	$(BIN)/python bench/worker.py
+
+bench-answer-gas: setup
+	$(BIN)/python bench/answer_gas.py
 
 lint: setup typecheck
 	$(BIN)/ruff check oracle workers tests bench migrations

@@ -128,15 +128,25 @@ class RelayerSettings(BaseModel):
         ge=500_000,
         description="Gas limit a batch transaction may reach; more answers go in the next one.",
     )
-    batch_item_gas: int = Field(
-        default=90_000,
-        ge=60_000,
-        description="Gas an answer in a batch is allowed on top of its callback gas.",
+    max_answer_gas: int = Field(
+        default=15_000_000,
+        ge=500_000,
+        description="Most gas one answer's transaction may carry: an answer that still runs out "
+        "of gas at this limit is sent as an error answer (answers are allowed the gas their "
+        "input, output, proof and callback gas need; more only when a simulation runs short).",
     )
-    batch_zk_item_gas: int = Field(
-        default=1_600_000,
-        ge=100_000,
-        description="Extra gas a Zk answer in a batch is allowed (its proof check).",
+    max_transient_retries: int = Field(
+        default=12,
+        ge=1,
+        le=1000,
+        description="Times an answer refused for a reason that passes by waiting (another "
+        "node's exclusive window, our stake not active) is tried again before it is given up.",
+    )
+    retry_backoff_max_blocks: int = Field(
+        default=32,
+        ge=1,
+        description="Longest wait between two tries of such an answer (the wait doubles from "
+        "one block).",
     )
 
 

@@ -81,6 +81,7 @@ class HealthCode(enum.StrEnum):
     SIGNER_UNFUNDED = "signer_unfunded"  # the signer cannot pay for gas: work waits
     BROADCAST_FAILING = "broadcast_failing"  # the RPC refuses our transactions
     FULFIL_BLOCKED = "fulfil_blocked"  # simulation reverts for a reason that may pass
+    ANSWERS_RETRYING = "answers_retrying"  # answers wait to be tried again (why: in detail)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ there are only other problems, *healthy* when there are none. ``/healthz`` answe
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,7 @@ class PartsSeen:
     listener_last_poll_ok: float | None
     relayer_problem: HealthProblem | None
     relayer_last_tick_ok: float | None
+    relayer_retrying: Mapping[str, int] = field(default_factory=dict)  # reason -> answers
 
 
 def evaluate(seen: PartsSeen) -> HealthReport:
@@ -74,6 +76,11 @@ def evaluate(seen: PartsSeen) -> HealthReport:
         )
     if seen.relayer_problem is not None:
         problems.append(seen.relayer_problem)
+    if seen.relayer_retrying:
+        waiting = ", ".join(f"{n} {reason}" for reason, n in sorted(seen.relayer_retrying.items()))
+        problems.append(
+            HealthProblem(HealthCode.ANSWERS_RETRYING, f"answers waiting to be retried: {waiting}")
+        )
     if _stale(seen.relayer_last_tick_ok, seen):
         problems.append(
             HealthProblem(HealthCode.RELAYER_STALE, "has not completed a round recently")

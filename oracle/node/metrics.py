@@ -18,7 +18,7 @@ which source was unreadable and its metrics are left out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -50,6 +50,7 @@ METRIC_NAMES: dict[str, str] = {
     "oracle_health_state": "gauge",
     "oracle_health_problem": "gauge",
     "oracle_reorgs": "counter",
+    "oracle_relayer_retrying_answers": "gauge",
     "oracle_prover_memory_limit_bytes": "gauge",
     # the database
     "oracle_database_up": "gauge",
@@ -128,6 +129,7 @@ class NodeView:
     signer: str | None = None
     probe: ChainProbe | None = None
     health: Callable[[], HealthReport] | None = None
+    retrying: Callable[[], Mapping[str, int]] | None = None  # reason -> answers (relayer)
     reorgs_seen: Callable[[], int] | None = None
     prover_memory_limit_bytes: int | None = None
     latency_window_s: float = 3600.0
@@ -183,6 +185,16 @@ class NodeCollector(Collector):
             for code in HealthCode:
                 problem.add_metric([*values, code.value], 1.0 if code in codes else 0.0)
             yield problem
+        if view.retrying is not None:
+            retrying = GaugeMetricFamily(
+                "oracle_relayer_retrying_answers",
+                "Answers whose simulation failed, waiting to be tried again, by reason "
+                "(out_of_gas, or the revert: NotAssignedNode, NotActiveNode, ...)",
+                labels=[*labels, "reason"],
+            )
+            for reason, n in sorted(view.retrying().items()):
+                retrying.add_metric([*values, reason], float(n))
+            yield retrying
         if view.reorgs_seen is not None:
             reorgs = CounterMetricFamily(
                 "oracle_reorgs", "Reorgs the listener handled since start", labels=labels

@@ -36,6 +36,8 @@ ERROR_REASONS: tuple[tuple[str, str], ...] = (
     ("proof failed", "proof_failed"),
     ("fulfil simulation reverted", "simulation_reverted"),
     ("fulfilment reverted on chain", "fulfil_reverted"),
+    ("answer needs more gas", "answer_gas"),
+    ("fulfil simulation failed", "simulation_failed"),
     ("expired", "expired"),
 )
 

@@ -192,6 +192,7 @@ class Node:
                 listener_last_poll_ok=self.listener.last_poll_ok,
                 relayer_problem=self.relayer.health.problem,
                 relayer_last_tick_ok=self.relayer.health.last_tick_ok,
+                relayer_retrying=self.relayer.health.retrying(),
             )
         )
 
@@ -208,6 +209,7 @@ class Node:
             signer=self.relayer.sender,
             probe=self._metrics_probe,
             health=self.health,
+            retrying=self.relayer.health.retrying,
             reorgs_seen=lambda: self.listener.reorgs_seen,
             prover_memory_limit_bytes=self.settings.zk.max_prover_memory_mb * 1024 * 1024,
             latency_window_s=self.settings.metrics.latency_window_s,

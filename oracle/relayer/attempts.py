@@ -151,13 +151,25 @@ def answer_call(coordinator: CoordinatorClient, row: InferenceRequest, bond: int
     )
 
 
+def answer_err(row: InferenceRequest) -> bytes:
+    """The error text ``fulfill`` carries for ``row`` (empty for an answer with an output)."""
+    return (row.error or "").encode()[:MAX_ERR_BYTES]
+
+
+def answer_proof(row: InferenceRequest) -> bytes:
+    """The proof ``fulfill`` carries for ``row``: none with an error answer."""
+    return b"" if row.error else (row.proof or b"")
+
+
 def fulfil_answer(row: InferenceRequest) -> BatchAnswer:
-    """What ``fulfill`` (or one item of ``fulfillBatch``) takes for ``row``."""
+    """What ``fulfill`` (or one item of ``fulfillBatch``) takes for ``row``: an error answer
+    carries no output and no proof (the row keeps what the model gave, for the record)."""
+    err = answer_err(row)
     return BatchAnswer(
         req=request_struct(row),
-        output=tuple(int(v) for v in row.output) if row.output else (),
-        err=(row.error or "").encode()[:MAX_ERR_BYTES],
-        proof=row.proof or b"",
+        output=tuple(int(v) for v in row.output) if row.output and not err else (),
+        err=err,
+        proof=answer_proof(row),
     )
 
 

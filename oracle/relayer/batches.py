@@ -1,32 +1,41 @@
 """How ready answers are grouped into ``fulfillBatch`` transactions, and the gas each carries.
 
-Every answer is allowed its callback gas plus ``batch_item_gas`` (and ``batch_zk_item_gas``
-for a proof to check); a batch closes at ``batch_max_items`` answers or when the next answer
-would take it past ``batch_gas_budget``. The transaction's gas limit is the sum of what its
-answers are allowed, plus the transaction's own intrinsic gas: a batch is simulated at that
-limit, so an answer the limit could not cover shows as rejected before anything is signed.
-(A gas *estimate* cannot be used: a batch short of gas does not revert, it rejects answers.)
+Every answer is allowed the gas its shape needs (:mod:`oracle.relayer.gas`: input, output,
+error, proof, callback gas); a batch closes at ``batch_max_items`` answers or when the next
+answer would take it past ``batch_gas_budget`` (an answer that alone needs more than the
+budget goes alone). The transaction's gas limit is computed from the call data it carries
+and what its answers are allowed: a batch is simulated at that limit, so an answer the limit
+could not cover shows as rejected before anything is signed. (A gas *estimate* cannot be
+used: a batch short of gas does not revert, it rejects answers.)
 """
 
 from __future__ import annotations
 
 from eth_typing import HexStr
 
-from oracle.chain.batch import MAX_BATCH_ITEMS, calldata_gas
+from oracle.chain.batch import MAX_BATCH_ITEMS
 from oracle.db import InferenceRequest
+from oracle.relayer.attempts import answer_err, answer_proof
+from oracle.relayer.gas import AnswerShape, planned_transaction_gas, transaction_gas
 from oracle.settings import RelayerSettings
-from oracle.types import Mode
-
-TX_BASE_GAS = 21_000
-BATCH_BASE_GAS = 40_000  # the batch's own work: reentrancy lock, active-node check, loop
 
 
-def item_gas(row: InferenceRequest, relayer: RelayerSettings) -> int:
-    """Gas one answer in a batch is allowed (its callback's, its checks, its proof)."""
-    gas = int(row.callback_gas_limit) + relayer.batch_item_gas
-    if row.mode == Mode.ZK and not row.error:
-        gas += relayer.batch_zk_item_gas
-    return gas
+def shape_of(row: InferenceRequest) -> AnswerShape:
+    """The shape of ``row``'s ``fulfill`` answer as it will be sent."""
+    return AnswerShape.of(row, answer_err(row), answer_proof(row))
+
+
+def within_cap(row: InferenceRequest, relayer: RelayerSettings) -> bool:
+    """Whether ``row``'s answer alone fits ``relayer.max_answer_gas`` (one that does not
+    never joins a batch: it goes alone, where the cap decides what becomes of it)."""
+    return planned_transaction_gas([shape_of(row)]) <= relayer.max_answer_gas
+
+
+def smallest_first(rows: list[InferenceRequest]) -> list[InferenceRequest]:
+    """``rows`` by the gas their answers need, least first (oldest first among equals): the
+    round's first transactions, with the lowest nonces, carry the ordinary answers, so a
+    block that cannot hold every answer of a burst leaves the large ones for the next."""
+    return sorted(rows, key=lambda row: planned_transaction_gas([shape_of(row)]))
 
 
 def plan_batches(
@@ -34,23 +43,24 @@ def plan_batches(
 ) -> list[list[InferenceRequest]]:
     """``rows`` in order, cut into batches within the item and gas limits."""
     most = min(relayer.batch_max_items, MAX_BATCH_ITEMS)
-    budget = relayer.batch_gas_budget - TX_BASE_GAS - BATCH_BASE_GAS
     batches: list[list[InferenceRequest]] = []
     current: list[InferenceRequest] = []
-    used = 0
+    shapes: list[AnswerShape] = []
     for row in rows:
-        gas = item_gas(row, relayer)
-        if current and (len(current) >= most or used + gas > budget):
+        shape = shape_of(row)
+        if current and (
+            len(current) >= most
+            or planned_transaction_gas([*shapes, shape]) > relayer.batch_gas_budget
+        ):
             batches.append(current)
-            current, used = [], 0
+            current, shapes = [], []
         current.append(row)
-        used += gas
+        shapes.append(shape)
     if current:
         batches.append(current)
     return batches
 
 
-def batch_gas_limit(rows: list[InferenceRequest], data: HexStr, relayer: RelayerSettings) -> int:
-    """The gas limit of a batch transaction carrying ``data`` for ``rows``."""
-    items = sum(item_gas(row, relayer) for row in rows)
-    return TX_BASE_GAS + calldata_gas(data) + BATCH_BASE_GAS + items
+def batch_gas_limit(rows: list[InferenceRequest], data: HexStr) -> int:
+    """The gas limit of a transaction carrying ``data`` that answers ``rows``."""
+    return transaction_gas([shape_of(row) for row in rows], data)

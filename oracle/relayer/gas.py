@@ -145,6 +145,14 @@ def batch_memory_gas(shapes: list[AnswerShape]) -> int:
     return memory_gas(sum(encoded_words(s) for s in shapes))
 
 
+def planned_transaction_gas(shapes: list[AnswerShape]) -> int:
+    """An upper bound of :func:`transaction_gas` before the call data is encoded (every
+    byte counted non-zero), for cutting batches within a budget."""
+    data_bytes = 4 + 64 + sum(32 + 32 * encoded_words(s) for s in shapes)
+    execution = BATCH_BASE_GAS + sum(answer_gas(s) for s in shapes) + batch_memory_gas(shapes)
+    return max(TX_BASE_GAS + 16 * data_bytes + execution, TX_BASE_GAS + 40 * data_bytes)
+
+
 def transaction_gas(shapes: list[AnswerShape], data: HexStr) -> int:
     """The gas limit of a transaction carrying call data ``data`` that answers ``shapes``
     (one ``fulfill`` or a ``fulfillBatch``): its execution allowance plus call data, or

@@ -313,3 +313,10 @@ class SqlRelayerStore:
     def close(self, row: InferenceRequest, status: RequestStatus, error: str | None) -> bool:
         with self.db.session() as s:
             return _same_row(s, row, status=status.value, error=error)
+
+    def make_error_answer(self, row: InferenceRequest, error: str) -> InferenceRequest | None:
+        with self.db.session() as s:
+            if not _same_row(s, row, error=error):
+                return None
+        with self.db.session() as s:
+            return s.get(InferenceRequest, row.id)

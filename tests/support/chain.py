@@ -45,20 +45,23 @@ def signed_request(
     values: list[int] | None = None,
     fee: int | None = None,
     consumer: Any = None,
+    model_id: str | None = None,
+    mode: Mode = Mode.NONE,
+    tx_gas: int = 400_000,
 ) -> HexBytes:
-    """A request tx from the example consumer (or ``consumer``), signed but not sent."""
+    """A request tx from the example consumer (or ``consumer``) for the stack's example model
+    (or ``model_id``), signed but not sent."""
     account = Account.from_key(REQUESTER_KEY)
+    model = model_id or stack.model_id
     fn = (consumer or stack.requester.consumer).functions.requestPrediction(
-        bytes.fromhex(stack.model_id[2:]), values or INPUT, int(Mode.NONE), GAS
+        bytes.fromhex(model[2:]), values or INPUT, int(mode), GAS
     )
     tx = fn.build_transaction(
         {
             "from": account.address,
-            "value": fee
-            if fee is not None
-            else stack.coordinator.quote_fee(stack.model_id, Mode.NONE, GAS),
+            "value": fee if fee is not None else stack.coordinator.quote_fee(model, mode, GAS),
             "nonce": nonce,
-            "gas": 400_000,
+            "gas": tx_gas,
             "chainId": stack.w3.eth.chain_id,
         }
     )

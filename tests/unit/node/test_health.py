@@ -52,3 +52,12 @@ def test_relayer_problem_alone_is_degraded_206() -> None:
     report = evaluate(replace(FINE, relayer_problem=problem))
     assert report.problems == [problem]
     assert (report.state, report.http_status, report.healthy) == (HealthState.DEGRADED, 206, False)
+
+
+def test_answers_waiting_to_be_retried_are_degraded_with_their_reasons() -> None:
+    report = evaluate(replace(FINE, relayer_retrying={"out_of_gas": 1, "NotAssignedNode": 3}))
+    assert [p.code for p in report.problems] == [HealthCode.ANSWERS_RETRYING]
+    assert report.problems[0].detail == (
+        "answers waiting to be retried: 3 NotAssignedNode, 1 out_of_gas"
+    )
+    assert (report.state, report.http_status) == (HealthState.DEGRADED, 206)

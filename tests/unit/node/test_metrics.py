@@ -155,6 +155,7 @@ def full_view(db: Database, probe: Probe | None = None) -> NodeView:
         signer=SIGNER,
         probe=probe or Probe(),
         health=lambda: HealthReport([HealthProblem(HealthCode.SIGNER_UNFUNDED, "no gas")]),
+        retrying=lambda: {"out_of_gas": 1, "NotAssignedNode": 2},
         reorgs_seen=lambda: 2,
         prover_memory_limit_bytes=8 * 2**20,
         latency_window_s=3600,
@@ -322,3 +323,11 @@ def test_optimistic_bonds_challenges_and_the_watcher(db: Database) -> None:
     assert r.get_sample_value("oracle_watcher_bonds_at_risk_wei", c1) == int(challenger_bond)
     won = {**c1, "verdict": "differs", "status": "won"}
     assert r.get_sample_value("oracle_watcher_answers", won) == 1
+
+
+def test_answers_waiting_to_be_retried_by_reason(db: Database) -> None:
+    r = scrape(full_view(db))
+    labels = {"chain_id": "1", "coordinator": COORD}
+    name = "oracle_relayer_retrying_answers"
+    assert r.get_sample_value(name, {**labels, "reason": "out_of_gas"}) == 1
+    assert r.get_sample_value(name, {**labels, "reason": "NotAssignedNode"}) == 2

@@ -252,3 +252,8 @@ class FakeStore:
 
     def close(self, row: InferenceRequest, status: RequestStatus, error: str | None) -> bool:
         return self._same_row(row, status=status.value, error=error)
+
+    def make_error_answer(self, row: InferenceRequest, error: str) -> InferenceRequest | None:
+        if not self._same_row(row, error=error):
+            return None
+        return copy(self.requests[row.id])

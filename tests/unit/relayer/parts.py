@@ -63,10 +63,10 @@ class Parts:
     def head(self) -> Head:
         return Head(self.w3)
 
-    def request(self, error: str | None = None) -> InferenceRequest:
-        """A request on chain, and its row in the store, ready to send (an output, or an
-        error answer)."""
-        request_id, _ = self.chain.requester.submit(self.chain.model_id, INPUT, 0, 300_000)
+    def request(self, error: str | None = None, gas: int = 300_000) -> InferenceRequest:
+        """A request on chain (``gas`` of callback gas), and its row in the store, ready to
+        send (an output, or an error answer)."""
+        request_id, _ = self.chain.requester.submit(self.chain.model_id, INPUT, 0, gas)
         (ev,) = self.chain.coordinator.requested_logs(0, self.w3.eth.block_number)[-1:]
         assert ev.request_id == request_id
         row = InferenceRequest(

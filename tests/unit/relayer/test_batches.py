@@ -9,7 +9,8 @@ from hexbytes import HexBytes
 from oracle.chain.batch import rejected_in_receipt
 from oracle.db import InferenceRequest
 from oracle.relayer.attempts import fulfil_calldata
-from oracle.relayer.batches import item_gas, plan_batches
+from oracle.relayer.batches import plan_batches, shape_of
+from oracle.relayer.gas import answer_gas, planned_transaction_gas
 from oracle.settings import RelayerSettings
 from oracle.types import Mode, RequestStatus, TxStatus
 from tests.support.chain import rpc
@@ -129,16 +130,52 @@ def test_a_dropped_batch_makes_every_answer_ready_again(parts: Parts) -> None:
     assert all(parts.store.requests[r.id].status == RequestStatus.INFERRED.value for r in rows)
 
 
-def _row(gas: int, mode: Mode = Mode.NONE) -> InferenceRequest:
-    return InferenceRequest(callback_gas_limit=gas, mode=int(mode), error=None)
+def _row(gas: int, mode: Mode = Mode.NONE, n_in: int = 4, n_out: int = 1) -> InferenceRequest:
+    return InferenceRequest(
+        callback_gas_limit=gas,
+        mode=int(mode),
+        error=None,
+        input=[1] * n_in,
+        output=[1] * n_out,
+        proof=b"\x01" * 2048 if mode == Mode.ZK else None,
+    )
+
+
+def _cut_well(rows: list[InferenceRequest], relayer: RelayerSettings) -> list[int]:
+    """Plan, check every batch holds within the limits and is as full as they allow, and
+    return the batch sizes."""
+    batches = plan_batches(rows, relayer)
+    assert [r for b in batches for r in b] == rows  # every row once, in order
+    at = 0
+    for batch in batches:
+        shapes = [shape_of(r) for r in batch]
+        assert len(batch) == 1 or planned_transaction_gas(shapes) <= relayer.batch_gas_budget
+        assert len(batch) <= relayer.batch_max_items
+        at += len(batch)
+        if at < len(rows) and len(batch) < relayer.batch_max_items:  # the next did not fit
+            more = [*shapes, shape_of(rows[at])]
+            assert planned_transaction_gas(more) > relayer.batch_gas_budget
+    return [len(b) for b in batches]
 
 
 def test_batches_are_cut_at_the_item_limit_and_the_gas_budget() -> None:
     relayer = RelayerSettings(batch_max_items=3, batch_gas_budget=2_000_000)
-    rows = [_row(100_000) for _ in range(7)]
-    assert [len(b) for b in plan_batches(rows, relayer)] == [3, 3, 1]
+    assert _cut_well([_row(100_000) for _ in range(7)], relayer) == [3, 3, 1]
     zk = [_row(100_000, Mode.ZK) for _ in range(3)]
-    assert item_gas(zk[0], relayer) > relayer.batch_zk_item_gas
-    assert [len(b) for b in plan_batches(zk, relayer)] == [1, 1, 1]  # each near the budget
+    assert answer_gas(shape_of(zk[0])) > 1_500_000  # the verifier's cap
+    assert _cut_well(zk, relayer) == [1, 1, 1]  # each near the budget
     wide = RelayerSettings(batch_max_items=100, batch_gas_budget=12_000_000)
-    assert [len(b) for b in plan_batches([_row(300_000) for _ in range(60)], wide)] == [30, 30]
+    sizes = _cut_well([_row(300_000) for _ in range(60)], wide)
+    assert len(sizes) == 3 and sum(sizes) == 60
+
+
+def test_an_answers_gas_grows_with_what_it_carries_and_a_huge_one_goes_alone() -> None:
+    small, large = shape_of(_row(100_000)), shape_of(_row(100_000, n_in=1000, n_out=1000))
+    assert answer_gas(large) > answer_gas(small) + 1000 * 500
+    wide = RelayerSettings(batch_max_items=100, batch_gas_budget=12_000_000)
+    mixed = [_row(100_000, n_out=1000 if i % 4 == 0 else 1) for i in range(40)]
+    sizes = _cut_well(mixed, wide)
+    assert sum(sizes) == 40 and len(sizes) > 1
+    huge = RelayerSettings(batch_max_items=100, batch_gas_budget=2_000_000)
+    rows = [_row(100_000), _row(1_900_000, n_out=1000), _row(100_000)]
+    assert _cut_well(rows, huge) == [1, 1, 1]  # the big one alone, never blocking the others
