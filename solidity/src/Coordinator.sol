@@ -79,6 +79,12 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     uint256 internal constant MAX_ERR_LENGTH = 256;
     /// @dev Gas kept back for the work after the callback (event, return) and the call itself.
     uint256 internal constant CALLBACK_GAS_MARGIN = 5_000;
+    /// @dev Gas an answer costs its node per element of the model's input and output, beyond the
+    /// callback: the element's 32 bytes of call data at EIP-7623's floor (40 gas a non-zero
+    /// byte), which also covers copying, hashing and logging it (`bench/answer_gas.py` measures
+    /// both). Priced like callback gas, so a request for a model with a large input or output
+    /// pays for the answer it asks for.
+    uint256 internal constant ANSWER_GAS_PER_ELEMENT = 1_300;
     /// @dev Largest fixed-point scale (bits) a model may declare, for its input or its output.
     uint8 internal constant MAX_SCALE = 64;
     /// @dev Gas a verifier call may use. The EZKL verifier of the example model uses about
@@ -546,11 +552,12 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
     /// @inheritdoc ICoordinator
     /// @dev Uses the fee configuration in force at the current block (a scheduled change counts
     /// from its effective block on, even before it was applied to storage) and this block's base
-    /// fee (floored at `minGasPrice`) to price the callback gas. Called from a transaction it is
-    /// exact; an off-chain quote may be below the fee a later block asks when the base fee rises
-    /// (send a margin: the excess is credited back).
-    function quoteFee(bytes32, uint8 mode, uint32 callbackGasLimit) public view returns (uint256) {
-        return _fee(_currentFees(), mode, callbackGasLimit);
+    /// fee (floored at `minGasPrice`) to price the callback gas and the answer's data
+    /// (`ANSWER_GAS_PER_ELEMENT` per element of the model's input and output). Called from a
+    /// transaction it is exact; an off-chain quote may be below the fee a later block asks when
+    /// the base fee rises (send a margin: the excess is credited back).
+    function quoteFee(bytes32 modelId, uint8 mode, uint32 callbackGasLimit) public view returns (uint256) {
+        return _fee(_currentFees(), mode, callbackGasLimit, _answerElements(s_models[modelId]));
     }
 
     /// @notice Owner: schedule new fees. Each component must be under its cap; the change takes
@@ -642,7 +649,7 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
                 if (!FieldMath.inRange(input[i])) revert InputOutOfFieldRange(i, input[i]);
             }
         }
-        uint256 fee = _fee(_applyScheduledFees(), mode, callbackGasLimit);
+        uint256 fee = _fee(_applyScheduledFees(), mode, callbackGasLimit, _answerElements(model));
         if (msg.value < fee) revert InsufficientFee(fee, msg.value);
 
         requestId = s_nextRequestId++;
@@ -1146,10 +1153,20 @@ contract Coordinator is ICoordinator, Ownable2Step, ReentrancyGuard {
         emit ModelServingStopped(modelId, node);
     }
 
-    function _fee(FeeConfig memory f, uint8 mode, uint32 callbackGasLimit) private view returns (uint256 fee) {
+    function _fee(FeeConfig memory f, uint8 mode, uint32 callbackGasLimit, uint256 answerElements)
+        private
+        view
+        returns (uint256 fee)
+    {
         uint256 gasPrice = block.basefee > f.minGasPrice ? block.basefee : f.minGasPrice;
-        fee = uint256(f.baseFee) + (uint256(callbackGasLimit) * gasPrice * f.gasPriceMultiplierBps) / 10_000;
+        uint256 gas = uint256(callbackGasLimit) + answerElements * ANSWER_GAS_PER_ELEMENT;
+        fee = uint256(f.baseFee) + (gas * gasPrice * f.gasPriceMultiplierBps) / 10_000;
         fee += _premium(f, mode);
+    }
+
+    /// @dev Elements an answer for `model` carries: its input (in the request) and its output.
+    function _answerElements(ModelInfo storage model) private view returns (uint256) {
+        return uint256(model.inputLength) + model.outputLength;
     }
 
     /// @dev The part of a fee that pays for the mode's guarantee (none for None).

@@ -355,8 +355,22 @@ contract CoordinatorTest is CoordinatorFixture {
         uint256 gasPrice = block.basefee > MIN_GAS_PRICE ? block.basefee : MIN_GAS_PRICE;
         assertEq(
             coordinator.quoteFee(model, MODE_ZK, CALLBACK_GAS),
-            2e15 + 2e16 + uint256(CALLBACK_GAS) * gasPrice * 5_000 / 10_000
+            2e15 + 2e16 + (uint256(CALLBACK_GAS) + 3 * 1_300) * gasPrice * 5_000 / 10_000
         );
+    }
+
+    /// @notice A request for a model with a large input or output pays for its answer's data:
+    /// 1,300 gas per element at the chain's gas price, on top of the callback gas.
+    function test_TheFeeGrowsWithTheModelsInputAndOutput() public {
+        bytes32 wide = coordinator.registerModel(keccak256("wide"), 2, 1000, 0, 0, address(0));
+        uint256 gasPrice = block.basefee > MIN_GAS_PRICE ? block.basefee : MIN_GAS_PRICE;
+        uint256 small = coordinator.quoteFee(model, MODE_NONE, CALLBACK_GAS); // 2 in, 1 out
+        uint256 large = coordinator.quoteFee(wide, MODE_NONE, CALLBACK_GAS);
+        assertEq(large - small, 999 * 1_300 * gasPrice); // multiplier 10,000 bps: exact
+        vm.deal(address(this), 1 ether);
+        int256[] memory input = new int256[](2);
+        vm.expectRevert(abi.encodeWithSelector(Coordinator.InsufficientFee.selector, large, small));
+        coordinator.requestInference{value: small}(wide, input, MODE_NONE, CALLBACK_GAS);
     }
 
     function test_AZkErrorAnswerRefundsThePremiumInForceAtTheRequest() public {

@@ -11,6 +11,8 @@ finding not explained in the code with a ``slither-disable-next-line`` comment).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 
@@ -46,10 +48,28 @@ def run(args: list[str], timeout: float) -> str:
     return output
 
 
+def stale_build_info() -> bool:
+    """Whether forge-out holds build info from an earlier build of a source that changed since
+    (forge keeps the build info of files a partial rebuild did not touch): Slither would read
+    both versions and match its ``slither-disable`` comments against the wrong lines."""
+    seen: dict[str, str] = {}
+    for path in sorted((SOLIDITY / "forge-out" / "build-info").glob("*.json")):
+        sources = json.loads(path.read_text())["input"]["sources"]
+        for name, source in sources.items():
+            digest = hashlib.sha256(source.get("content", "").encode()).hexdigest()
+            if seen.setdefault(name, digest) != digest:
+                return True
+    return False
+
+
 @pytest.fixture(scope="module", autouse=True)
 def forge_build() -> None:
-    """Sources and tests compiled once, with build info (foundry.toml) for Slither."""
+    """Sources and tests compiled once, with build info (foundry.toml) for Slither; from
+    scratch when an earlier partial build left stale build info (a fresh clone never does)."""
     run([forge(), "build"], timeout=900)
+    if stale_build_info():
+        run([forge(), "clean"], timeout=60)
+        run([forge(), "build"], timeout=900)
 
 
 @pytest.mark.timeout(1200)

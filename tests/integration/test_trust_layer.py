@@ -487,7 +487,9 @@ def test_a_zk_error_answer_pays_the_nodes_callback_gas_and_refunds_only_the_prem
         base, premium, opt_premium, min_gas_price, multiplier = coord.feeConfig().call()
         mine(ch.w3, TIMEOUT_BLOCKS + 1)  # changes come into force > TIMEOUT_BLOCKS apart
         req = ch.request([3, -7], mode=1, model=ZK_MODEL)
-        assert req.fee == base + premium + 200_000 * min_gas_price * multiplier // 10_000
+        answer_gas = 3 * 1_300  # the answer's data: 2 inputs and 1 output
+        gas = 200_000 + answer_gas
+        assert req.fee == base + premium + gas * min_gas_price * multiplier // 10_000
         # The owner doubles the premium while the request is in flight.
         send(
             ch.w3,
@@ -545,12 +547,13 @@ def test_callback_gas_is_priced_from_the_base_fee(chain: Chain) -> None:
         ev = chain.coord.contract.events.InferenceRequested().process_receipt(
             receipt, errors=DISCARD
         )
-        assert ev[0]["args"]["fee"] == base + 200_000 * basefee * multiplier // 10_000
+        answer_gas = 3 * 1_300  # the answer's data: 2 inputs and 1 output
+        assert ev[0]["args"]["fee"] == base + (200_000 + answer_gas) * basefee * multiplier // 10_000
     finally:  # anvil keeps its base fee across snapshots: put it back for the next tests
         rpc(chain.w3, "anvil_setNextBlockBaseFeePerGas", [hex(normal)])
         rpc(chain.w3, "evm_mine")
     # A quote at a low base fee uses the floor.
-    assert chain.coord.quote_fee(MODEL, 0, 200_000) >= base + 200_000 * min_gas_price
+    assert chain.coord.quote_fee(MODEL, 0, 200_000) >= base + (200_000 + 3 * 1_300) * min_gas_price
 
 
 def test_fee_caps_are_checked_at_construction(tmp_path: Path) -> None:

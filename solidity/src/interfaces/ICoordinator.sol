@@ -82,6 +82,8 @@ interface ICoordinator {
         payable
         returns (uint256 requestId);
 
-    /// @notice The fee a request with these parameters must pay.
+    /// @notice The fee a request with these parameters must pay: the base fee, the mode's
+    /// premium, and the callback gas plus the answer's data (per element of the model's input
+    /// and output) at the chain's gas price.
     function quoteFee(bytes32 modelId, uint8 mode, uint32 callbackGasLimit) external view returns (uint256);
 }
