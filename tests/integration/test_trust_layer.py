@@ -548,7 +548,9 @@ def test_callback_gas_is_priced_from_the_base_fee(chain: Chain) -> None:
             receipt, errors=DISCARD
         )
         answer_gas = 3 * 1_300  # the answer's data: 2 inputs and 1 output
-        assert ev[0]["args"]["fee"] == base + (200_000 + answer_gas) * basefee * multiplier // 10_000
+        assert (
+            ev[0]["args"]["fee"] == base + (200_000 + answer_gas) * basefee * multiplier // 10_000
+        )
     finally:  # anvil keeps its base fee across snapshots: put it back for the next tests
         rpc(chain.w3, "anvil_setNextBlockBaseFeePerGas", [hex(normal)])
         rpc(chain.w3, "evm_mine")
