@@ -4,7 +4,8 @@ The logic lives in ``tests/support``; this file only scopes it as fixtures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from oracle.chain.compile import compile_contracts
 from oracle.dev.processes import RedisServer
 from tests.support.contract import Chain, deployed_chain, reverted_after
-from tests.support.models import build_zk_store
+from tests.support.models import build_zk_store, shared_circuit
 from tests.support.node import new_node
 from tests.support.postgres import PostgresCluster, postgres_cluster
 from tests.support.stack import Stack, started_stack
@@ -116,6 +117,23 @@ def chain(coordinator_chain: Chain) -> Iterator[Chain]:
 
 
 @pytest.fixture(scope="session")
-def zk_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Circuits built once per session (dev SRS): 'a' and 'b' are different functions."""
-    return build_zk_store(tmp_path_factory.mktemp("zkstore"))
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every pytest-xdist worker of this run shares (their temp dirs' parent),
+    for what is built once per run (circuits): see ``tests.support.models.built_once``."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    return base / "shared"
+
+
+@pytest.fixture(scope="session")
+def zk_store(shared_dir: Path) -> dict[str, Any]:
+    """Circuits built once per run (dev SRS): 'a' and 'b' are different functions."""
+    return build_zk_store(shared_dir)
+
+
+@pytest.fixture(scope="session")
+def circuit_of(shared_dir: Path) -> Callable[[Path, Path], Path]:
+    """``circuit_of(onnx, calibration)``: a store with that model's circuit (dev SRS), built
+    once per run; seed a test's store from it (``seed_from``) and onboarding finds it built."""
+    return lambda onnx, calibration: shared_circuit(shared_dir, onnx, calibration)

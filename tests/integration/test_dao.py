@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from oracle.examples.dao import (
 from oracle.models import onboarding, zk
 from oracle.models.store import ArtifactStore
 from tests.support.chain import deploy_consumer
+from tests.support.models import seed_from
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
 
@@ -54,7 +56,14 @@ SCALES = (13, 13)  # what EZKL calibration picks (models/governance/MODEL_CARD.m
 TOLERANCE = 0.01  # |circuit - onnxruntime| per logit (MODEL_CARD.md)
 
 
-def setup_dao(stack: Stack) -> Dao:
+@pytest.fixture
+def screening_circuit(circuit_of: Callable[[Path, Path], Path]) -> Path:
+    """The screening model's circuit, built once per run (each test still onboards it)."""
+    return circuit_of(SCREENING_MODEL, SCREENING_CALIBRATION)
+
+
+def setup_dao(stack: Stack, circuit: Path) -> Dao:
+    seed_from(circuit, Path(stack.settings.store.path))
     done = onboarding.onboard(
         stack.db,
         ArtifactStore(stack.settings.store.path),
@@ -94,9 +103,9 @@ def vote_through(stack: Stack, dao: Dao, routine: int, draining: int) -> None:
 
 
 def test_routine_proposal_passes_and_draining_proposal_is_blocked(
-    stack: Stack, running_node: Any
+    stack: Stack, screening_circuit: Path, running_node: Any
 ) -> None:
-    dao = setup_dao(stack)
+    dao = setup_dao(stack, screening_circuit)
     routine, _ = dao.propose(OWNER, *GRANT_PROPOSAL)
     draining, _ = dao.propose(ATTACKER, *DRAIN_PROPOSAL)
     # No prover is running yet: a Zk screening cannot be answered, so both stay pending.
@@ -167,8 +176,10 @@ def _request(stack: Stack, request_id: int) -> RequestStruct:
 
 
 @pytest.mark.no_worker
-def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) -> None:
-    dao = setup_dao(stack)
+def test_error_answer_leaves_proposal_unscreened_until_rescreened(
+    stack: Stack, screening_circuit: Path
+) -> None:
+    dao = setup_dao(stack, screening_circuit)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)
     req = _request(stack, request_id)
     coordinator = stack.coordinator.contract
@@ -193,8 +204,10 @@ def test_error_answer_leaves_proposal_unscreened_until_rescreened(stack: Stack) 
 
 
 @pytest.mark.no_worker
-def test_unanswered_screening_can_be_cancelled_after_its_deadline(stack: Stack) -> None:
-    dao = setup_dao(stack)
+def test_unanswered_screening_can_be_cancelled_after_its_deadline(
+    stack: Stack, screening_circuit: Path
+) -> None:
+    dao = setup_dao(stack, screening_circuit)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)
     req = _request(stack, request_id)
     cancel = dao.governor.functions.cancelScreening(req.as_tuple())
@@ -210,8 +223,10 @@ def test_unanswered_screening_can_be_cancelled_after_its_deadline(stack: Stack) 
 
 
 @pytest.mark.faults
-def test_pending_screening_whose_callback_failed_can_be_rescreened(stack: Stack) -> None:
-    dao = setup_dao(stack)
+def test_pending_screening_whose_callback_failed_can_be_rescreened(
+    stack: Stack, screening_circuit: Path
+) -> None:
+    dao = setup_dao(stack, screening_circuit)
     routine, request_id = dao.propose(OWNER, *GRANT_PROPOSAL)
     req = _request(stack, request_id)
     rescreen = dao.governor.functions.rescreen(routine)
@@ -244,11 +259,13 @@ def test_pending_screening_whose_callback_failed_can_be_rescreened(stack: Stack)
 
 
 @pytest.mark.no_worker
-def test_proposal_spam_is_refused_and_spammers_pay_their_own_screening(stack: Stack) -> None:
+def test_proposal_spam_is_refused_and_spammers_pay_their_own_screening(
+    stack: Stack, screening_circuit: Path
+) -> None:
     """Governance spam: an address with no votes used to propose as often as it liked, each
     screening paid from the DAO's budget (11 proposals spent it all and honest proposals
     reverted). Now a proposer needs 1 % of the votes and pays its screening fee."""
-    dao = setup_dao(stack)
+    dao = setup_dao(stack, screening_circuit)
     w3 = stack.w3
     nobody: LocalAccount = Account.from_key(ANVIL_DEV_KEYS[4])
     budget = w3.eth.get_balance(dao.governor.address)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from oracle.models.store import ArtifactStore
 from oracle.paths import ROOT
 from tests.support.chain import rpc
 from tests.support.contract import register_raw, requested
-from tests.support.models import load_script
+from tests.support.models import load_script, seed_from
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,8 @@ def prover(stack: Stack) -> Iterator[Any]:
 
 
 @pytest.fixture
-def risk_model(stack: Stack) -> onboarding.Onboarded:
+def risk_model(stack: Stack, circuit_of: Callable[[Path, Path], Path]) -> onboarding.Onboarded:
+    seed_from(circuit_of(RISK_MODEL, RISK_CALIBRATION), Path(stack.settings.store.path))
     done = onboarding.onboard(
         stack.db,
         ArtifactStore(stack.settings.store.path),

@@ -4,6 +4,7 @@ tolerance its model card states (the circuit's output is what a proof posts on c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,12 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_circuit_matches_onnxruntime_on_held_out_data(name: str, tmp_path: Path) -> None:
+def test_circuit_matches_onnxruntime_on_held_out_data(
+    name: str, tmp_path: Path, circuit_of: Callable[[Path, Path], Path]
+) -> None:
+    """The circuit onboarding builds (once per run: the DeFi and DAO tests onboard the same)."""
     onnx_path, calibration, inputs_fn, tolerance = CASES[name]
-    store = ArtifactStore(tmp_path / "store")
+    store = ArtifactStore(circuit_of(onnx_path, calibration))
     onnx_hash, manifest = onboarding.build(
         store, onnx_path, calibration, onboarding.SrsChoice(dev=True), zk.CircuitParams(), print
     )

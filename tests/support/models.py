@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -41,25 +43,76 @@ def onnx_variant(dest: Path, tag: str, weight_factor: float = 1.0) -> Path:
     return dest
 
 
-def build_zk_store(root: Path) -> dict[str, Any]:
-    """Circuits built with the dev SRS: 'a' and 'b' are different functions."""
+def build_zk_store(shared: Path) -> dict[str, Any]:
+    """Circuits built with the dev SRS, once for the session's workers (under ``shared``):
+    'a' and 'b' are different functions. Tests read it; they seed their own stores from it."""
     from oracle.models import onboarding, zk
     from oracle.models.store import onnx_hash_of
 
-    store = ArtifactStore(root / "models")
-    models: dict[str, Any] = {"root": store.root}
-    for tag, factor in (("a", 1.0), ("b", 0.5)):
-        path = onnx_variant(root / f"zk_{tag}.onnx", tag, factor)
-        onboarding.build(
-            store,
-            path,
-            EXAMPLE_CALIBRATION,
-            onboarding.SrsChoice(dev=True),
-            zk.CircuitParams(),
-            lambda _: None,
-        )
-        models[tag] = ZkModel(path, onnx_hash_of(path))
+    with built_once(shared, "zkstore") as (root, build):
+        root.mkdir(parents=True, exist_ok=True)
+        store = ArtifactStore(root / "models")
+        models: dict[str, Any] = {"root": store.root}
+        for tag, factor in (("a", 1.0), ("b", 0.5)):
+            path = root / f"zk_{tag}.onnx"
+            if build:
+                onnx_variant(path, tag, factor)
+                onboarding.build(
+                    store,
+                    path,
+                    EXAMPLE_CALIBRATION,
+                    onboarding.SrsChoice(dev=True),
+                    zk.CircuitParams(),
+                    lambda _: None,
+                )
+            models[tag] = ZkModel(path, onnx_hash_of(path))
     return models
+
+
+@contextmanager
+def built_once(root: Path, key: str) -> Iterator[tuple[Path, bool]]:
+    """``root / key``, and whether the caller must build it: one process at a time under a
+    file lock, so the pytest-xdist workers of a session (which share ``root``) build each
+    thing once and the others wait for it and reuse it."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / key
+    with (root / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = dest / ".built"
+        yield dest, not done.exists()
+        dest.mkdir(parents=True, exist_ok=True)
+        done.touch()
+
+
+def shared_circuit(root: Path, onnx: Path, calibration: Path) -> Path:
+    """An artifact store holding the circuit of ``onnx`` (dev SRS, default parameters), built
+    once for the whole session under ``root``; copy it into a test's store with
+    :func:`seed_from` and onboarding finds it built (it still registers and deploys)."""
+    import hashlib
+
+    from oracle.models import onboarding, zk
+
+    key = hashlib.sha256(onnx.read_bytes() + calibration.read_bytes()).hexdigest()[:16]
+    with built_once(root, key) as (dest, build):
+        if build:
+            onboarding.build(
+                ArtifactStore(dest / "models"),
+                onnx,
+                calibration,
+                onboarding.SrsChoice(dev=True),
+                zk.CircuitParams(),
+                lambda _: None,
+            )
+    return dest / "models"
+
+
+def seed_from(models: Path, dest: Path) -> None:
+    """Copy a built store's circuits and SRS files into a test's own artifact store."""
+    for sub in ("zk", "srs"):
+        if (models / sub).is_dir():
+            shutil.copytree(models / sub, dest / sub, dirs_exist_ok=True)
 
 
 def seed_store(zk_store: dict[str, Any], dest: Path) -> None:
