@@ -30,7 +30,9 @@ from tests.support.wait import wait_for
 # Requests live this many blocks: every request and answer mines one under automine, so a
 # burst needs room; a test about expiry asks for less with @pytest.mark.request_timeout_blocks.
 REQUEST_TIMEOUT_BLOCKS = 100
-POLL_INTERVAL_S = 0.05
+# The node polls the chain and receipts this often: fast enough that a test waits little, slow
+# enough that four idle nodes (one per xdist worker) do not eat the CPU the tests need.
+POLL_INTERVAL_S = 0.1
 
 
 class Stack:
