@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: help setup demo demo-defi demo-dao demo-optimistic up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas bench-load bench-flagship bench-worker bench-answer-gas contracts clean
+.PHONY: help setup test-setup demo demo-defi demo-dao demo-optimistic up test test-contracts gas-snapshot test-unit test-integration faults lint fmt typecheck bench bench-zk bench-gas bench-load bench-flagship bench-worker bench-answer-gas contracts clean
 
 help:
 	@echo "make demo     local chain + whole node + 20 demo requests answered"
@@ -64,14 +64,15 @@ $(SLITHER_VENV)/.installed: requirements-slither.lock
 	@command -v redis-server >/dev/null 2>&1 && touch $@
 
 # PostgreSQL server binaries for the test suite (the tests start their own cluster).
-.postgres-ok:
+# Debian packages one after another (apt-get holds one lock), also under `make -j`.
+.postgres-ok: | .redis-ok
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
 	  echo "installing PostgreSQL (Debian package)"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq postgresql >/dev/null; }
 	@touch $@
 
 # promtool (Debian's prometheus package) for the alert-rule tests in tests/unit/test_ops.py.
-.promtool-ok:
+.promtool-ok: | .postgres-ok
 	@command -v promtool >/dev/null 2>&1 || { \
 	  echo "installing promtool (Debian package prometheus)"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq --no-install-recommends prometheus >/dev/null; }
@@ -93,8 +94,12 @@ up: setup
 # pyproject's addopts; `make faults`, -m faults, runs every fault scenario, those included) and
 # fails on any skipped test: the set-up installs everything the tests need.
 TEST_WORKERS ?= 4
-test: setup .postgres-ok .promtool-ok $(SLITHER_VENV)/.installed
+# The set-up steps are independent downloads and installs: run them side by side.
+test: test-setup
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --fail-on-skip
+
+test-setup:
+	$(MAKE) --no-print-directory -j4 setup .postgres-ok .promtool-ok $(SLITHER_VENV)/.installed
 
 # The contracts on their own (tests/contracts/test_foundry.py): Foundry's unit, fuzz and
 # invariant tests (solidity/test), the checked-in gas snapshot (solidity/.gas-snapshot; a gas
