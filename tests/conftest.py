@@ -14,10 +14,11 @@ import pytest
 from oracle.chain.compile import compile_contracts
 from oracle.dev.processes import RedisServer
 from tests.support.contract import Chain, deployed_chain, reverted_after
-from tests.support.models import build_zk_store, shared_circuit
+from tests.support.models import build_zk_store, seed_store, shared_circuit
 from tests.support.node import new_node
 from tests.support.postgres import PostgresCluster, postgres_cluster
 from tests.support.stack import Stack, started_stack
+from tests.support.zk import onboard
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,6 +93,22 @@ def stack(
         **({"request_timeout_blocks": int(timeout.args[0])} if timeout else {}),
     ) as s:
         yield s
+
+
+@pytest.fixture
+def prover(stack: Stack) -> Iterator[Any]:
+    """A prover worker process on the test's stack."""
+    proc = stack.start_prover()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def zk_model_id(stack: Stack, zk_store: dict[str, Any]) -> str:
+    """The session's circuit 'a' (the example MLP) onboarded on the test's stack, with its
+    verifier, and served by its node."""
+    seed_store(zk_store, Path(stack.settings.store.path))
+    return onboard(stack, zk_store["a"]).model_id
 
 
 @pytest.fixture

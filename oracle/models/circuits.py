@@ -10,14 +10,13 @@ store without importing what onboarding needs to build a circuit (:mod:`oracle.m
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from oracle.errors import ModelError
 from oracle.models import zk
-from oracle.models.store import ArtifactStore
+from oracle.models.store import ArtifactStore, sha256_file
 
 MANIFEST = "manifest.json"
 VERIFIER_ARTIFACT = "Verifier.json"
@@ -52,14 +51,6 @@ def circuit_dir(store: ArtifactStore, onnx_hash: str) -> Path:
 
 def srs_dir(store: ArtifactStore) -> Path:
     return store.root / "srs"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_circuit(store: ArtifactStore, onnx_hash: str) -> tuple[zk.CircuitFiles, Manifest]:

@@ -36,7 +36,6 @@ from oracle.models.circuits import (
     Manifest,
     check_circuit,
     circuit_dir,
-    sha256_file,
     srs_dir,
 )
 from oracle.models.registration import (
@@ -45,7 +44,7 @@ from oracle.models.registration import (
     register_model,
     verifier_code_hash,
 )
-from oracle.models.store import ArtifactStore, inspect_onnx, onnx_hash_of
+from oracle.models.store import ArtifactStore, inspect_onnx, onnx_hash_of, sha256_file
 from oracle.types import ModelId, OnnxHash
 
 log = structlog.get_logger(__name__)

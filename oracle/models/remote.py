@@ -13,7 +13,6 @@ Without ``store.s3`` (the default) nothing here runs: the store is a plain direc
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ import structlog
 
 from oracle.errors import ModelError
 from oracle.models.circuits import MANIFEST, Manifest, circuit_dir, srs_dir
-from oracle.models.store import ArtifactStore, onnx_hash_of
+from oracle.models.store import ArtifactStore, onnx_hash_of, sha256_file
 from oracle.settings import S3StoreSettings, StoreSettings
 
 log = structlog.get_logger(__name__)
@@ -81,14 +80,6 @@ class S3ObjectStore:
         except Exception as exc:
             raise ModelError(f"cannot fetch {key} from s3://{self.bucket}: {exc}") from exc
         return True
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _bare(digest: str) -> str:
@@ -166,7 +157,7 @@ class SharedStore:
         try:
             if not self.objects.download(key, tmp):
                 raise ModelError(f"{key} is not in the shared store")
-            got = _sha256(tmp)
+            got = sha256_file(tmp)
             if got != _bare(sha256):
                 raise ModelError(f"{key} from the shared store hashes to 0x{got}, not 0x{sha256}")
             os.replace(tmp, dest)

@@ -23,14 +23,19 @@ class ModelShape:
     output_length: int
 
 
-def onnx_hash_of(path: Path) -> OnnxHash:
-    """SHA-256 of the ONNX file's bytes: the store's key, and the ``onnxHash`` of the on-chain
-    record (the model id is derived from it, see ``registration.content_model_id``)."""
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex without ``0x``, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return OnnxHash("0x" + h.hexdigest())
+    return h.hexdigest()
+
+
+def onnx_hash_of(path: Path) -> OnnxHash:
+    """SHA-256 of the ONNX file's bytes: the store's key, and the ``onnxHash`` of the on-chain
+    record (the model id is derived from it, see ``registration.content_model_id``)."""
+    return OnnxHash("0x" + sha256_file(path))
 
 
 def inspect_onnx(path: Path) -> ModelShape:

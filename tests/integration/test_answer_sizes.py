@@ -13,7 +13,6 @@ Real anvil, redis, inference and prover worker processes, EZKL circuits and veri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,8 @@ from oracle.models.store import ArtifactStore
 from oracle.types import Mode
 from tests.support import db
 from tests.support.chain import fulfilled_events, logs, mine, rpc, signed_request
-from tests.support.models import seed_store
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
-from tests.support.zk import onboard
 
 pytestmark = pytest.mark.integration
 
@@ -71,19 +68,6 @@ def sized_models(stack: Stack, tmp_path: Path) -> dict[tuple[int, int], str]:
         stack.local.serve(model_id)
         found[(n_in, n_out)] = model_id
     return found
-
-
-@pytest.fixture
-def zk_model(stack: Stack, zk_store: dict[str, Any]) -> str:
-    seed_store(zk_store, Path(stack.settings.store.path))
-    return onboard(stack, zk_store["a"]).model_id
-
-
-@pytest.fixture
-def prover(stack: Stack) -> Iterator[Any]:
-    proc = stack.start_prover()
-    yield proc
-    proc.stop()
 
 
 def burst(
@@ -172,7 +156,7 @@ def p99(values: list[int]) -> float:
 def test_large_answers_are_answered_once_and_do_not_delay_ordinary_ones(
     stack: Stack,
     sized_models: dict[tuple[int, int], str],
-    zk_model: str,
+    zk_model_id: str,
     prover: object,
     running_node: object,  # last: the models are served (with the node's key) before it runs
 ) -> None:
@@ -194,7 +178,7 @@ def test_large_answers_are_answered_once_and_do_not_delay_ordinary_ones(
             mixed.append((sized_models[(n_in, n_out)], values, Mode.NONE))
             kinds.append(f"{n_in}x{n_out}")
     for mode in (Mode.ZK, Mode.ZK, Mode.OPTIMISTIC, Mode.OPTIMISTIC):
-        mixed.append((zk_model, ZK_INPUT, mode))
+        mixed.append((zk_model_id, ZK_INPUT, mode))
         kinds.append(mode.name.lower())
     ids, block = burst(stack, mixed)
     mine_once_sent(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,6 @@ pytestmark = pytest.mark.integration
 OWNER = Account.from_key(ANVIL_DEV_KEYS[0])
 LENDER, CAREFUL, RISKY = (Account.from_key(k) for k in ANVIL_DEV_KEYS[2:5])
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-@pytest.fixture
-def prover(stack: Stack) -> Iterator[Any]:
-    proc = stack.start_prover()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ finalise or prove per answer), and that the consumer hears exactly one answer, t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,8 @@ from oracle.models.store import ArtifactStore
 from oracle.types import Mode, RequestStatus
 from tests.support import db
 from tests.support.chain import mine
-from tests.support.models import seed_store
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
-from tests.support.zk import onboard
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +37,8 @@ INPUT = [4096, -2048, 6144, -8192]  # 0.5, -0.25, 0.75, -1.0 at scale 13
 
 
 @pytest.fixture
-def model_id(stack: Stack, zk_store: dict[str, Any]) -> str:
-    seed_store(zk_store, Path(stack.settings.store.path))
-    return onboard(stack, zk_store["a"]).model_id
-
-
-@pytest.fixture
-def prover(stack: Stack) -> Iterator[Any]:
-    proc = stack.start_prover()
-    yield proc
-    proc.stop()
+def model_id(zk_model_id: str) -> str:
+    return zk_model_id
 
 
 def status(stack: Stack, request_id: int) -> str | None:

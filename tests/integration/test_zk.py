@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +49,6 @@ def zk_setup(stack: Stack, zk_store: dict[str, Any]) -> ZkSetup:
     a, b = onboard(stack, zk_store["a"]), onboard(stack, zk_store["b"])
     assert (a.manifest.input_scale, a.manifest.output_scale) == (SCALE, SCALE)
     return ZkSetup(a, b, zk_store["a"].onnx, ArtifactStore(stack.settings.store.path))
-
-
-@pytest.fixture
-def prover(stack: Stack) -> Iterator[Any]:
-    proc = stack.start_prover()
-    yield proc
-    proc.stop()
 
 
 def fixed(values: list[float]) -> list[int]:
